@@ -1,0 +1,1 @@
+"""Shared pytest configuration (the integration daemon fixture lives in tests/integration/conftest.py)."""

@@ -1,0 +1,587 @@
+/* The native stdio pump: one epoll loop copying several (src, dst) pairs.
+ *
+ * Copy paths, chosen per stream when it starts:
+ *  - splice(2) from a pipe into a pipe, a regular file, a block device, a
+ *    character device that cannot be polled (/dev/null) or a non-blocking
+ *    stream socket; and from a non-blocking stream socket into a pipe. Nothing
+ *    is ever spliced *from* a regular file: the pages would reach the reader
+ *    by reference, so a later write to the file could change bytes already
+ *    "copied" (systemd#29044). Splicing *into* a file copies into its page
+ *    cache, which is safe.
+ *  - read/write through a 1 MiB buffer for every other pair, and whenever
+ *    the kernel refuses splice (EINVAL for an O_APPEND file, ENOSYS,
+ *    EOPNOTSUPP); the switch is per stream and loses nothing, because a
+ *    refused splice consumed nothing.
+ *
+ * Blocking descriptors are never allowed to block the loop, so that a cancel
+ * is seen promptly: pipes are spliced with SPLICE_F_NONBLOCK and read or
+ * written with RWF_NOWAIT; sockets use MSG_DONTWAIT (and MSG_NOSIGNAL); any
+ * other blocking pollable descriptor is polled before each read or write.
+ * Sockets are spliced only when O_NONBLOCK is set, because a socket's side of
+ * splice() honours only the file's O_NONBLOCK, not SPLICE_F_NONBLOCK.
+ *
+ * Readiness is edge-triggered and tracked per descriptor; a flag is cleared
+ * only after EAGAIN (or a zero-timeout poll() that says "not ready"), so no
+ * wake-up is lost. A source is read only after epoll reported it readable or
+ * hung up: a FIFO read end opened O_NONBLOCK before any writer exists reads 0
+ * although no writer has come yet, and Linux reports neither EPOLLIN nor
+ * EPOLLHUP on it until a writer connected (and left).
+ *
+ * SIGPIPE is blocked in the calling thread for the duration, and a SIGPIPE
+ * the loop raised itself (write/splice into a pipe without readers) is
+ * consumed before the old mask is restored, so EPIPE is an error result even
+ * when the process has SIGPIPE at SIG_DFL.
+ */
+#include "pump.h"
+
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+#define BUF_SIZE ((size_t)1 << 20)         /* read/write buffer per stream */
+#define SPLICE_LEN ((size_t)4 << 20)       /* more than a full pipe holds */
+#define ROUND_BUDGET ((int64_t)8 << 20)    /* bytes per stream between epoll checks */
+#define PIPE_TARGET (1 << 20)              /* F_SETPIPE_SZ goal, capped by pipe-max-size */
+#define MAX_STREAMS 4096
+#define AMBIGUOUS_LIMIT 64                 /* EAGAINs with both sides ready before giving up splice */
+#define CANCEL_KEY UINT32_MAX
+
+enum kind { K_PIPE, K_STREAM_SOCK, K_MSG_SOCK, K_FILE, K_TTY, K_CHAR, K_OTHER };
+
+/* One distinct descriptor number in the epoll set (pairs may share one). */
+struct fdent {
+    int fd;
+    int users;
+    bool pollable; /* epoll accepted it; regular files and /dev/null are not */
+    bool in_ready;
+    bool out_ready;
+};
+
+struct stream {
+    struct pcd_pump_stream *io;
+    int si, di; /* fd table indices, -1 until registered */
+    enum kind skind, dkind;
+    bool s_nonblock, d_nonblock;
+    bool s_nowait, d_nowait; /* RWF_NOWAIT not yet refused */
+    bool splice;
+    bool eof;
+    int ambiguous;
+    char *buf;
+    size_t off, len; /* pending bytes in buf */
+    size_t wmax;     /* largest write a message socket accepted */
+};
+
+struct pump {
+    int epfd;
+    struct fdent *fds;
+    int nfds;
+    bool saw_epipe;
+};
+
+/* Read /proc/sys/fs/pipe-max-size once. Never fails: falls back to PIPE_TARGET
+ * (an unprivileged F_SETPIPE_SZ above the limit then fails with EPERM, which
+ * grow_pipe() ignores). */
+static int pipe_target(void)
+{
+    static int cached;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v > 0)
+        return v;
+    v = PIPE_TARGET;
+    int fd = open("/proc/sys/fs/pipe-max-size", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char text[32];
+        ssize_t n;
+        do
+            n = read(fd, text, sizeof text - 1);
+        while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            text[n] = '\0';
+            long max = strtol(text, NULL, 10);
+            if (max > 0 && max < v)
+                v = (int)max;
+        }
+        close(fd);
+    }
+    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    return v;
+}
+
+/* Enlarge a pipe's buffer: fewer wake-ups per MiB for both the writer and the
+ * pump. Best effort, no errno contract: EPERM (per-user pipe limit) and EBUSY
+ * keep the current size. */
+static void grow_pipe(int fd)
+{
+    int target = pipe_target();
+    int cur = fcntl(fd, F_GETPIPE_SZ);
+    if (cur >= 0 && cur < target)
+        (void)fcntl(fd, F_SETPIPE_SZ, target);
+}
+
+/* Classify fd. Returns 0, or -errno from fstat/fcntl/getsockopt (EBADF for a
+ * closed descriptor). */
+static int classify(int fd, enum kind *kind, bool *nonblock)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    *nonblock = (fl & O_NONBLOCK) != 0;
+    if (S_ISFIFO(st.st_mode)) {
+        *kind = K_PIPE;
+    } else if (S_ISSOCK(st.st_mode)) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+            return -errno;
+        *kind = type == SOCK_STREAM ? K_STREAM_SOCK : K_MSG_SOCK;
+    } else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+        *kind = K_FILE;
+    } else if (S_ISCHR(st.st_mode)) {
+        *kind = isatty(fd) ? K_TTY : K_CHAR;
+    } else {
+        *kind = K_OTHER;
+    }
+    return 0;
+}
+
+/* Register fd (once per descriptor number) for edge-triggered in/out events.
+ * Returns its table index, or -errno from epoll_ctl. EPERM means "cannot be
+ * polled" (regular files, /dev/null): such a descriptor is always ready. */
+static int add_fd(struct pump *p, int fd)
+{
+    for (int i = 0; i < p->nfds; i++) {
+        if (p->fds[i].fd == fd) {
+            p->fds[i].users++;
+            return i;
+        }
+    }
+    struct fdent *e = &p->fds[p->nfds];
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+    ev.data.u32 = (uint32_t)p->nfds;
+    *e = (struct fdent){.fd = fd, .users = 1, .pollable = true};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (errno != EPERM)
+            return -errno;
+        e->pollable = false;
+        e->in_ready = e->out_ready = true;
+    }
+    return p->nfds++;
+}
+
+/* Drop one user of a table entry; the last one leaves the epoll set (errors
+ * ignored: the descriptor may already be closed by then). */
+static void release_fd(struct pump *p, int i)
+{
+    struct fdent *e = &p->fds[i];
+    if (--e->users == 0 && e->pollable)
+        (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+}
+
+static void finish(struct pump *p, struct stream *s, int err)
+{
+    s->io->err = err;
+    s->io->done = 1;
+    if (s->si >= 0)
+        release_fd(p, s->si);
+    if (s->di >= 0)
+        release_fd(p, s->di);
+    s->si = s->di = -1;
+    free(s->buf);
+    s->buf = NULL;
+}
+
+/* poll() one descriptor with a zero timeout. Returns its revents (>= 0) or
+ * -errno from poll(); retries EINTR. */
+static int poll_now(int fd, short events)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int n;
+    do
+        n = poll(&pfd, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    return n == 0 ? 0 : pfd.revents;
+}
+
+/* After an ambiguous EAGAIN from splice: ask the kernel which side is not
+ * ready and clear that side's flag. Returns 1 if both still look ready, 0 if
+ * one side now waits, or -errno from poll(). */
+static int refresh(struct fdent *se, struct fdent *de)
+{
+    if (se->pollable) {
+        int r = poll_now(se->fd, POLLIN);
+        if (r < 0)
+            return r;
+        se->in_ready = (r & (POLLIN | POLLHUP | POLLERR)) != 0;
+    }
+    if (de->pollable) {
+        int r = poll_now(de->fd, POLLOUT);
+        if (r < 0)
+            return r;
+        de->out_ready = (r & (POLLOUT | POLLHUP | POLLERR)) != 0;
+    }
+    return se->in_ready && de->out_ready;
+}
+
+/* One splice attempt. Returns bytes moved (> 0), 0 at EOF, or -errno
+ * (EAGAIN: a side would block; EINVAL/ENOSYS/EOPNOTSUPP: splice refused;
+ * EPIPE: no reader). Retries EINTR. */
+static ssize_t splice_once(int src, int dst)
+{
+    ssize_t n;
+    do
+        n = splice(src, NULL, dst, NULL, SPLICE_LEN, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+/* Fill the stream's buffer from its source without blocking. Returns bytes
+ * read (> 0), 0 at EOF (including EIO from a pty master whose slave closed),
+ * or -errno (EAGAIN: nothing to read now; EMSGSIZE: a datagram larger than
+ * the buffer, which would otherwise be truncated silently). Retries EINTR. */
+static ssize_t src_read(struct stream *s, const struct fdent *e)
+{
+    for (;;) {
+        ssize_t n;
+        if (s->skind == K_STREAM_SOCK) {
+            n = recv(e->fd, s->buf, BUF_SIZE, MSG_DONTWAIT);
+        } else if (s->skind == K_MSG_SOCK) {
+            n = recv(e->fd, s->buf, BUF_SIZE, MSG_DONTWAIT | MSG_TRUNC);
+            if (n > (ssize_t)BUF_SIZE)
+                return -EMSGSIZE;
+        } else if (!e->pollable || s->s_nonblock) {
+            n = read(e->fd, s->buf, BUF_SIZE);
+        } else if (s->s_nowait) {
+            struct iovec iov = {.iov_base = s->buf, .iov_len = BUF_SIZE};
+            n = preadv2(e->fd, &iov, 1, -1, RWF_NOWAIT);
+            if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+                s->s_nowait = false;
+                continue;
+            }
+        } else {
+            /* A blocking descriptor that polls readable returns what it has. */
+            int r = poll_now(e->fd, POLLIN);
+            if (r < 0)
+                return r;
+            if (!(r & (POLLIN | POLLHUP | POLLERR)))
+                return -EAGAIN;
+            n = read(e->fd, s->buf, BUF_SIZE);
+        }
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EIO && s->skind == K_TTY)
+            return 0;
+        return -errno;
+    }
+}
+
+/* Write part of the stream's pending bytes without blocking. Returns bytes
+ * written (> 0) or -errno (EAGAIN: the destination is full; EPIPE: no reader,
+ * recorded so the SIGPIPE can be consumed). Retries EINTR; shrinks the write
+ * size on EMSGSIZE so a message socket gets messages it can take. */
+static ssize_t dst_write(struct pump *p, struct stream *s, const struct fdent *e)
+{
+    for (;;) {
+        size_t len = s->len < s->wmax ? s->len : s->wmax;
+        const char *b = s->buf + s->off;
+        ssize_t n;
+        if (s->dkind == K_STREAM_SOCK || s->dkind == K_MSG_SOCK) {
+            n = send(e->fd, b, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n < 0 && errno == EMSGSIZE && len > 1) {
+                s->wmax = len / 2;
+                continue;
+            }
+        } else if (!e->pollable || s->d_nonblock) {
+            n = write(e->fd, b, len);
+        } else if (s->d_nowait) {
+            struct iovec iov = {.iov_base = (void *)b, .iov_len = len};
+            n = pwritev2(e->fd, &iov, 1, -1, RWF_NOWAIT);
+            if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+                s->d_nowait = false;
+                continue;
+            }
+        } else {
+            /* A blocking pipe that polls writable has a free page, so up to
+             * PIPE_BUF bytes go in without waiting. */
+            int r = poll_now(e->fd, POLLOUT);
+            if (r < 0)
+                return r;
+            if (!(r & (POLLOUT | POLLHUP | POLLERR)))
+                return -EAGAIN;
+            n = write(e->fd, b, len < PIPE_BUF ? len : PIPE_BUF);
+        }
+        if (n > 0)
+            return n;
+        if (n == 0)
+            return -EIO; /* no progress and no error: do not spin */
+        if (errno == EINTR)
+            continue;
+        if (errno == EPIPE)
+            p->saw_epipe = true;
+        return -errno;
+    }
+}
+
+/* Advance one stream until it would block, ends, or has moved ROUND_BUDGET
+ * bytes. Returns true if it did anything (so the loop must not sleep). */
+static bool run_stream(struct pump *p, struct stream *s)
+{
+    int64_t budget = ROUND_BUDGET;
+    bool progress = false;
+    while (!s->io->done && budget > 0) {
+        struct fdent *se = &p->fds[s->si];
+        struct fdent *de = &p->fds[s->di];
+        if (s->splice) {
+            if (!se->in_ready || !de->out_ready)
+                break;
+            ssize_t n = splice_once(se->fd, de->fd);
+            if (n > 0) {
+                s->io->nbytes += n;
+                budget -= n;
+                s->ambiguous = 0;
+                progress = true;
+            } else if (n == 0) {
+                finish(p, s, 0);
+                return true;
+            } else if (n == -EAGAIN) {
+                int r = refresh(se, de);
+                if (r < 0) {
+                    finish(p, s, -r);
+                    return true;
+                }
+                s->ambiguous = r ? s->ambiguous + 1 : 0;
+                if (s->ambiguous > AMBIGUOUS_LIMIT)
+                    s->splice = false; /* read/write has no ambiguous EAGAIN */
+            } else if (n == -EINVAL || n == -ENOSYS || n == -EOPNOTSUPP) {
+                s->splice = false;
+            } else {
+                if (n == -EPIPE)
+                    p->saw_epipe = true;
+                finish(p, s, (int)-n);
+                return true;
+            }
+            continue;
+        }
+        if (s->buf == NULL) {
+            s->buf = malloc(BUF_SIZE);
+            if (s->buf == NULL) {
+                finish(p, s, ENOMEM);
+                return true;
+            }
+        }
+        if (s->len == 0) {
+            if (s->eof) {
+                finish(p, s, 0);
+                return true;
+            }
+            if (!se->in_ready)
+                break;
+            ssize_t n = src_read(s, se);
+            if (n == -EAGAIN) {
+                se->in_ready = false;
+                break;
+            }
+            if (n < 0) {
+                finish(p, s, (int)-n);
+                return true;
+            }
+            progress = true;
+            if (n == 0) {
+                s->eof = true;
+                continue;
+            }
+            s->off = 0;
+            s->len = (size_t)n;
+        }
+        if (!de->out_ready)
+            break;
+        ssize_t n = dst_write(p, s, de);
+        if (n == -EAGAIN) {
+            de->out_ready = false;
+            break;
+        }
+        if (n < 0) {
+            finish(p, s, (int)-n);
+            return true;
+        }
+        s->off += (size_t)n;
+        s->len -= (size_t)n;
+        s->io->nbytes += n;
+        budget -= n;
+        progress = true;
+    }
+    return progress;
+}
+
+static bool splice_ok(const struct stream *s, const struct fdent *de)
+{
+    if (s->skind == K_PIPE)
+        return s->dkind == K_PIPE || s->dkind == K_FILE || (s->dkind == K_CHAR && !de->pollable) ||
+               (s->dkind == K_STREAM_SOCK && s->d_nonblock);
+    if (s->skind == K_STREAM_SOCK && s->s_nonblock)
+        return s->dkind == K_PIPE;
+    return false;
+}
+
+/* Prepare one stream; a failure (EBADF, ...) ends only that stream. */
+static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_stream *io, unsigned int flags)
+{
+    *s = (struct stream){.io = io, .si = -1, .di = -1, .s_nowait = true, .d_nowait = true, .wmax = BUF_SIZE};
+    io->nbytes = 0;
+    io->err = 0;
+    io->done = 0;
+    int r = classify(io->src, &s->skind, &s->s_nonblock);
+    if (r == 0)
+        r = classify(io->dst, &s->dkind, &s->d_nonblock);
+    if (r == 0) {
+        r = add_fd(p, io->src);
+        if (r >= 0) {
+            s->si = r;
+            r = add_fd(p, io->dst);
+            if (r >= 0) {
+                s->di = r;
+                r = 0;
+            }
+        }
+    }
+    if (r < 0) {
+        finish(p, s, -r);
+        return;
+    }
+    s->splice = !(flags & PCD_PUMP_NO_SPLICE) && splice_ok(s, &p->fds[s->di]);
+    if (!(flags & PCD_PUMP_NO_RESIZE)) {
+        if (s->skind == K_PIPE)
+            grow_pipe(io->src);
+        if (s->dkind == K_PIPE)
+            grow_pipe(io->dst);
+    }
+}
+
+/* Copy every stream until EOF or error, or until cancel_fd (-1: none; an
+ * eventfd in practice) becomes readable. Per-stream outcomes go to
+ * streams[i].nbytes/err/done; one stream's error does not stop the others.
+ *
+ * Returns 0 when every stream is done, PCD_PUMP_CANCELLED (1) when cancelled
+ * (streams not done have done == 0), or -errno for a failure of the loop
+ * itself: EINVAL (nstreams out of range), ENOMEM, or an errno from
+ * pthread_sigmask/epoll_create1/epoll_ctl (EBADF: a bad cancel_fd)/epoll_wait.
+ * The descriptors are never closed and their flags are never changed; pipe
+ * buffers are enlarged (F_SETPIPE_SZ) unless PCD_PUMP_NO_RESIZE. */
+int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsigned int flags)
+{
+    if (nstreams < 0 || nstreams > MAX_STREAMS || (nstreams > 0 && streams == NULL))
+        return -EINVAL;
+
+    sigset_t pipeset, oldmask, pending;
+    sigemptyset(&pipeset);
+    sigaddset(&pipeset, SIGPIPE);
+    int rc = pthread_sigmask(SIG_BLOCK, &pipeset, &oldmask);
+    if (rc != 0)
+        return -rc;
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+
+    int maxev = 2 * nstreams + 1;
+    struct pump p = {.epfd = -1};
+    struct stream *ss = calloc((size_t)(nstreams > 0 ? nstreams : 1), sizeof *ss);
+    struct epoll_event *evs = calloc((size_t)maxev, sizeof *evs);
+    p.fds = calloc((size_t)maxev, sizeof *p.fds);
+    if (ss == NULL || evs == NULL || p.fds == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    p.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (p.epfd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (cancel_fd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+        ev.data.u32 = CANCEL_KEY;
+        if (epoll_ctl(p.epfd, EPOLL_CTL_ADD, cancel_fd, &ev) < 0) {
+            rc = -errno;
+            goto out;
+        }
+    }
+    for (int i = 0; i < nstreams; i++)
+        setup_stream(&p, &ss[i], &streams[i], flags);
+
+    rc = 0;
+    int timeout = 0;
+    for (;;) {
+        int n = epoll_wait(p.epfd, evs, maxev, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        bool cancelled = false;
+        for (int k = 0; k < n; k++) {
+            if (evs[k].data.u32 == CANCEL_KEY) {
+                cancelled = true;
+                continue;
+            }
+            struct fdent *e = &p.fds[evs[k].data.u32];
+            uint32_t ev = evs[k].events;
+            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                e->in_ready = true;
+            if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+                e->out_ready = true;
+        }
+        if (cancelled) {
+            rc = PCD_PUMP_CANCELLED;
+            break;
+        }
+        bool progress = false, active = false;
+        for (int i = 0; i < nstreams; i++) {
+            if (ss[i].io->done)
+                continue;
+            if (run_stream(&p, &ss[i]))
+                progress = true;
+            if (!ss[i].io->done)
+                active = true;
+        }
+        if (!active)
+            break;
+        timeout = progress ? 0 : -1;
+    }
+
+out:
+    if (ss != NULL) {
+        for (int i = 0; i < nstreams; i++)
+            free(ss[i].buf);
+    }
+    free(ss);
+    free(evs);
+    free(p.fds);
+    if (p.epfd >= 0)
+        close(p.epfd);
+    if (p.saw_epipe && !was_pending) {
+        sigset_t now;
+        if (sigpending(&now) == 0 && sigismember(&now, SIGPIPE) == 1) {
+            static const struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipeset, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    return rc;
+}

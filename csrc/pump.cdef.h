@@ -1,0 +1,13 @@
+#define PCD_PUMP_NO_SPLICE 0x1
+#define PCD_PUMP_NO_RESIZE 0x2
+#define PCD_PUMP_CANCELLED 1
+
+struct pcd_pump_stream {
+    int src;
+    int dst;
+    int64_t nbytes;
+    int err;
+    int done;
+};
+
+int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsigned int flags);

@@ -23,7 +23,9 @@ The contract a caller must know:
   then also waits for any background writer the process left behind).
 * The helper keeps its own copies of the read ends until the shim stops it
   (on that Delete): a client may close its pipes and a new client may
-  :func:`receive` again and continue where the first stopped reading.
+  :func:`receive` again and continue where the first stopped reading. It
+  also exits by itself once every writer of both pipes is gone (the shim
+  closed or lost its ends), so it never outlives the shim and the process.
 * Only one reader at a time: the pipes are shared file descriptions, so two
   readers would each get an arbitrary part of the stream.
 
@@ -154,14 +156,17 @@ class HandoffPipes:
         stdout: Read end of the container's stdout pipe (``-1`` once closed).
         stderr: Read end of the container's stderr pipe (``-1`` once closed).
         flags: The flags byte of the helper's message (reserved, 0).
+        helper_pid: The helper's pid as the kernel reported it at connect
+            (``SO_PEERCRED``); for diagnostics (it is not a handle).
     """
 
-    __slots__ = ("flags", "stderr", "stdout")
+    __slots__ = ("flags", "helper_pid", "stderr", "stdout")
 
-    def __init__(self, stdout: int, stderr: int, flags: int = 0) -> None:
+    def __init__(self, stdout: int, stderr: int, *, flags: int = 0, helper_pid: int = 0) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.flags = flags
+        self.helper_pid = helper_pid
 
     @property
     def closed(self) -> bool:
@@ -244,7 +249,7 @@ def receive(socket_path: str, *, timeout: float | None = 10.0) -> HandoffPipes:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(timeout)
             _connect(sock, socket_path)
-            flags = _receive_message(sock, socket_path, fds)
+            flags, pid = _receive_message(sock, socket_path, fds)
     except TimeoutError as exc:
         _close_all(fds)
         message = f"no answer from the helper within {timeout} s"
@@ -252,11 +257,15 @@ def receive(socket_path: str, *, timeout: float | None = 10.0) -> HandoffPipes:
     except BaseException:
         _close_all(fds)
         raise
-    return HandoffPipes(fds[0], fds[1], flags)
+    return HandoffPipes(fds[0], fds[1], flags=flags, helper_pid=pid)
 
 
-def _receive_message(sock: socket.socket, socket_path: str, fds: list[int]) -> int:
-    """Read the helper's message into ``fds`` (for the caller to close on error); return its flags."""
+def _receive_message(sock: socket.socket, socket_path: str, fds: list[int]) -> tuple[int, int]:
+    """Read the helper's message into ``fds`` (for the caller to close on error).
+
+    Returns:
+        The message's flags and the helper's pid.
+    """
     # Anyone able to bind in the bundle dir could pose as the helper and
     # feed us other fds: accept only root or ourselves as the server.
     pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
@@ -289,7 +298,7 @@ def _receive_message(sock: socket.socket, socket_path: str, fds: list[int]) -> i
     for fd in fds:
         # MSG_CMSG_CLOEXEC already did it; this is the documented guarantee.
         os.set_inheritable(fd, False)
-    return int(flags)
+    return int(flags), int(pid)
 
 
 def wait_socket(path: str, timeout: float, *, interval: float = 0.005) -> None:

@@ -31,7 +31,7 @@
  * client is attached, and a restarted client can connect again.
  *
  * Exit: 0 on SIGTERM/SIGINT/SIGHUP, or once every writer of both pipes is
- * gone and both are drained (the shim is gone: nothing can arrive any more);
+ * gone (the shim closed or lost its ends and the container's are gone too);
  * 1 on a setup failure (before readiness; the shim then sees EOF on fd 5);
  * 2 on a usage error. The socket is removed on every exit path after it was
  * created (SIGKILL excepted: it lives in the bundle dir, removed on delete).
@@ -50,7 +50,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -64,7 +63,6 @@
 #define FD_READY 5
 
 #define PROTO_VERSION 1
-#define LINGER_POLL_MS 1000
 
 static const char *g_container = "?";
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
@@ -374,14 +372,6 @@ static void accept_all(int lfd, uid_t owner)
     }
 }
 
-static int pipe_pending(int fd)
-{
-    int n = 0;
-    if (ioctl(fd, FIONREAD, &n) < 0)
-        return -1;
-    return n;
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -469,17 +459,16 @@ int main(int argc, char **argv)
         {.fd = FD_STDERR, .events = 0},
     };
     for (;;) {
-        int lingering = pfd[2].fd < 0 && pfd[3].fd < 0;
-        if (lingering) {
-            /* Nothing can be written any more; serve until the leftovers are
-             * read (FIONREAD has no wakeup, hence the slow re-check). */
-            int a = pipe_pending(FD_STDOUT), b = pipe_pending(FD_STDERR);
-            if (a <= 0 && b <= 0) {
-                status = 0;
-                break;
-            }
+        /* Every writer of both pipes is gone: the shim closed its ends (a
+         * Delete whose SIGTERM is on its way, or the shim died, e.g. after a
+         * failed create) and so did the container. Nothing more can be
+         * written; clients holding the pipes keep any unread bytes. Waiting
+         * for a reader of leftovers could leave us running forever. */
+        if (pfd[2].fd < 0 && pfd[3].fd < 0) {
+            status = 0;
+            break;
         }
-        int n = poll(pfd, 4, lingering ? LINGER_POLL_MS : -1);
+        int n = poll(pfd, 4, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -232,8 +232,9 @@ def test_readiness_byte_then_eof_with_socket_listening(shim: Shim) -> None:
     assert stat.S_ISSOCK(st.st_mode)
     # Listening by the time readiness is seen: the shim starts the container then.
     with handoff.receive(shim.socket_path, timeout=10) as pipes:
-        assert pipes.stdout >= 0
-        assert pipes.stderr >= 0
+        assert (pipes.flags, pipes.helper_pid) == (0, shim.pid)
+        assert os.get_inheritable(pipes.stdout) is False
+        assert os.get_inheritable(pipes.stderr) is False
 
 
 def test_socket_mode_0600_owned_by_euid(shim: Shim) -> None:
@@ -368,22 +369,34 @@ def test_eof_reaches_client_when_container_side_closes(shim: Shim) -> None:
         assert os.read(pipes.stdout, 1) == b""
         assert read_exact(pipes.stderr, 1) == b"!"
         assert os.read(pipes.stderr, 1) == b""
-    # Every writer gone and both pipes drained: nothing can arrive any more.
+    # Every writer gone: nothing can arrive any more, so the helper leaves.
     assert shim.wait() == 0
     assert not os.path.lexists(shim.socket_path)
 
 
-def test_lingers_until_leftovers_are_read_after_writers_left(shim: Shim) -> None:
-    os.write(shim.stdout_w, b"unread")
-    shim.close_writers()
-    assert shim.alive()
-    # A late client still gets the pipes and the buffered bytes, then EOF.
-    with handoff.receive(shim.socket_path) as pipes:
-        assert read_exact(pipes.stdout, 6) == b"unread"
-        assert os.read(pipes.stdout, 1) == b""
+def test_exits_when_writers_are_gone_and_holder_keeps_unread_bytes(shim: Shim) -> None:
+    # As after a failed create: the shim dies and runc's message sits unread.
+    pipes = handoff.receive(shim.socket_path)
+    try:
+        os.write(shim.stderr_w, b"runc: exec failed")
+        shim.close_writers()
+        assert shim.wait() == 0  # no reader of leftovers can keep it alive forever
+        assert not os.path.lexists(shim.socket_path)
+        assert read_exact(pipes.stderr, 17) == b"runc: exec failed"
         assert os.read(pipes.stderr, 1) == b""
-    assert shim.wait() == 0
-    assert not os.path.lexists(shim.socket_path)
+        assert os.read(pipes.stdout, 1) == b""
+    finally:
+        pipes.close()
+
+
+def test_one_stream_closing_early_keeps_serving(shim: Shim) -> None:
+    os.close(shim.stderr_w)
+    shim.stderr_w = -1
+    with handoff.receive(shim.socket_path) as pipes:
+        assert os.read(pipes.stderr, 1) == b""
+        os.write(shim.stdout_w, b"still here")
+        assert read_exact(pipes.stdout, 10) == b"still here"
+    assert shim.alive()
 
 
 def test_reattach_gets_the_rest_nothing_lost_nothing_duplicated(shim: Shim) -> None:

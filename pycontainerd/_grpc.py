@@ -40,6 +40,7 @@ __all__ = [
     "CallFuture",
     "Connection",
     "ResponseStream",
+    "Service",
     "socket_path",
     "validate_namespace",
 ]
@@ -637,3 +638,29 @@ class Connection:
     def closed(self) -> bool:
         """Whether :meth:`close` was called on this connection or any view of it."""
         return self._shared._closed
+
+
+class Service:
+    """Base of the typed wrappers in :mod:`pycontainerd.api`: one per containerd service.
+
+    Subclasses set ``_stub_factory`` to the generated ``*Stub`` class; :attr:`stub` builds it
+    (once per connection view) for callers who need a raw RPC.
+
+    Args:
+        connection: The namespace-bound connection the calls go through.
+    """
+
+    _stub_factory: Callable[[grpc.Channel], Any]
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    @property
+    def connection(self) -> Connection:
+        """The connection (namespace, lease, deadlines) this service calls through."""
+        return self._conn
+
+    @property
+    def stub(self) -> Any:
+        """The raw generated stub on this connection's channel (namespace metadata included)."""
+        return self._conn.stub(type(self)._stub_factory)

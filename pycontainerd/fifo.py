@@ -462,23 +462,30 @@ class FIFOSet:
             ValueError: The set is closed.
         """
         self._check_not_closed()
-        read_ends = self._create()
-        stdin: PendingFIFO | None = None
+        read_ends: dict[str, int] = {}
+        ends: list[PendingFIFO] = []
         try:
+            read_ends = self._create()
+            stdin = None
             if self.stdin is not None:
                 # Our own reader would let our writer's open succeed at once.
                 os.close(read_ends.pop(self.stdin))
                 stdin = PendingFIFO._open_writer(self.stdin)
+                ends.append(stdin)
             stdout = PendingFIFO._opened(self.stdout, read_ends.pop(self.stdout))
+            ends.append(stdout)
             stderr = None
             if self.stderr is not None and not self.terminal:
                 stderr = PendingFIFO._opened(self.stderr, read_ends.pop(self.stderr))
+                ends.append(stderr)
         except BaseException:
-            if stdin is not None:
-                stdin.close()
+            for end in ends:
+                with contextlib.suppress(OSError):
+                    end.close()
             for fd in read_ends.values():
                 os.close(fd)
-            self.close()
+            with contextlib.suppress(OSError):
+                self.close()
             raise
         for fd in read_ends.values():  # stderr of a terminal reattach set: not opened
             os.close(fd)

@@ -136,7 +136,8 @@ def test_regular_file_is_refused_and_rolled_back(tmp_path: Path) -> None:
 
 def test_rollback_keeps_reused_fifos(tmp_path: Path) -> None:
     fifos = FIFOSet.new(tmp_path, "p", stdin=True, terminal=False)
-    assert fifos.stdin is not None and fifos.stderr is not None
+    assert fifos.stdin is not None
+    assert fifos.stderr is not None
     os.mkfifo(fifos.stdin)
     os.mkdir(fifos.stderr)
     with pytest.raises(FileExistsError) as info:
@@ -227,7 +228,7 @@ def test_from_paths_empty_strings_mean_absent(tmp_path: Path) -> None:
     ],
 )
 def test_from_paths_validation(kwargs: dict[str, str | None]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"stdin|stdout|stderr|distinct"):
         FIFOSet.from_paths(terminal=False, **kwargs)  # type: ignore[arg-type]
 
 
@@ -249,7 +250,8 @@ def test_open_returns_at_once_without_peer(tmp_path: Path) -> None:
     pipes = open_in_worker(fifos)
     try:
         assert pipes.fifos is fifos
-        assert pipes.stdin is not None and pipes.stderr is not None
+        assert pipes.stdin is not None
+        assert pipes.stderr is not None
         assert not pipes.stdin.done
         for end in (pipes.stdout, pipes.stderr):
             assert end.done
@@ -297,7 +299,9 @@ def test_reader_already_present_completes_stdin(tmp_path: Path) -> None:
     os.mkfifo(stdin)
     shim_reader = os.open(stdin, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        fifos = FIFOSet.from_paths(stdin=str(stdin), stdout=str(tmp_path / "p-stdout"), stderr=None, terminal=True)
+        fifos = FIFOSet.from_paths(
+            stdin=str(stdin), stdout=str(tmp_path / "p-stdout"), stderr=None, terminal=True
+        )
         with fifos.open() as pipes:
             assert pipes.stdin is not None
             fd = pipes.stdin.fileno(timeout=PATIENCE)
@@ -367,8 +371,8 @@ def test_close_is_idempotent(tmp_path: Path) -> None:
     assert baseline() == before
     with pytest.raises(ValueError, match="closed"):
         pipes.stdout.fileno()
+    assert pipes.stdin is not None
     with pytest.raises(FIFOCancelledError):
-        assert pipes.stdin is not None
         pipes.stdin.fileno()
 
 
@@ -407,7 +411,7 @@ def test_failure_part_way_through_open_rolls_back(tmp_path: Path) -> None:
     # Three free fds: stdin and stdout are opened, stderr's open hits EMFILE.
     resource.setrlimit(resource.RLIMIT_NOFILE, (free_fd_limit(3), hard))
     try:
-        with pytest.raises(OSError) as info:
+        with pytest.raises(OSError, match="Too many open files") as info:
             fifos.open()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

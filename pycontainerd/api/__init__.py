@@ -1,0 +1,64 @@
+"""Typed wrappers for containerd's gRPC services, one module per service.
+
+:class:`API` (``Client.api``) holds one wrapper per service on a connection. Each wrapper's
+methods take and return plain Python values and frozen dataclasses (:mod:`.types`), apply a
+deadline, and raise :class:`~pycontainerd.errors.ContainerdError` subclasses. Each has a
+``.stub`` attribute with the raw generated stub for calls the wrapper does not cover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycontainerd._grpc import Connection, Service
+from pycontainerd.api.containers import ContainersService
+from pycontainerd.api.events import EventsService
+from pycontainerd.api.health import HealthService
+from pycontainerd.api.introspection import IntrospectionService
+from pycontainerd.api.namespaces import NamespacesService
+from pycontainerd.api.tasks import TasksService
+from pycontainerd.api.version import VersionService
+
+__all__ = [
+    "API",
+    "ContainersService",
+    "EventsService",
+    "HealthService",
+    "IntrospectionService",
+    "NamespacesService",
+    "Service",
+    "TasksService",
+    "VersionService",
+]
+
+
+class API:
+    """Every service wrapper on one connection (namespace, lease and deadlines included).
+
+    Args:
+        connection: The connection all services call through.
+
+    Attributes:
+        tasks: :class:`TasksService`.
+        containers: :class:`ContainersService`.
+        events: :class:`EventsService`.
+        namespaces: :class:`NamespacesService`.
+        version: :class:`VersionService`.
+        introspection: :class:`IntrospectionService`.
+        health: :class:`HealthService`.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.tasks = TasksService(connection)
+        self.containers = ContainersService(connection)
+        self.events = EventsService(connection)
+        self.namespaces = NamespacesService(connection)
+        self.version = VersionService(connection)
+        self.introspection = IntrospectionService(connection)
+        self.health = HealthService(connection)
+
+    def services(self) -> dict[str, Any]:
+        """Every service wrapper by attribute name (anything here with a ``.stub``)."""
+        # Checked on the type: reading .stub would create the channel.
+        return {name: value for name, value in vars(self).items() if hasattr(type(value), "stub")}

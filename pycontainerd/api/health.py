@@ -1,0 +1,91 @@
+"""The standard gRPC health check (``/grpc.health.v1.Health/Check``) that containerd serves.
+
+The stub is built here by hand: the request and response messages are declared in a
+private proto package (wire-identical), because declaring ``grpc.health.v1`` would collide
+with grpcio-health-checking in the process-wide descriptor pool. See protos/README.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import grpc
+
+from pycontainerd import errors
+from pycontainerd._grpc import Metadata, Service
+from pycontainerd._proto.health.v1 import health_pb2
+
+__all__ = ["HealthService", "HealthStub", "ServingStatus"]
+
+CHECK_METHOD = "/grpc.health.v1.Health/Check"
+
+
+class HealthStub:
+    """A client stub for ``grpc.health.v1.Health``, shaped like a generated one.
+
+    Args:
+        channel: The channel to call on.
+    """
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.Check: Any = channel.unary_unary(
+            CHECK_METHOD,
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+
+
+class ServingStatus(enum.Enum):
+    """What Health/Check reports."""
+
+    UNKNOWN = 0
+    SERVING = 1
+    NOT_SERVING = 2
+    SERVICE_UNKNOWN = 3
+
+
+class HealthService(Service):
+    """Readiness of the daemon."""
+
+    _stub_factory = HealthStub
+
+    def check(
+        self,
+        service: str = "",
+        *,
+        wait_for_ready: bool = False,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> ServingStatus:
+        """Ask whether the daemon (``service=""``) or one of its services is serving.
+
+        Args:
+            service: The service name, ``""`` for the whole server.
+            wait_for_ready: Wait (up to ``timeout``) for the socket to accept instead of
+                failing fast: use this to wait for a daemon that is starting.
+            timeout: Deadline in seconds.
+            metadata: Extra gRPC metadata.
+
+        Returns:
+            The serving status.
+
+        Raises:
+            UnavailableError: The daemon cannot be reached (without ``wait_for_ready``).
+            DeadlineExceededError: ``wait_for_ready`` and the timeout expired.
+        """
+        request = health_pb2.HealthCheckRequest(service=service)
+        response = self._conn.unary(
+            self.stub.Check, request, timeout=timeout, metadata=metadata, wait_for_ready=wait_for_ready
+        )
+        try:
+            return ServingStatus(response.status)
+        except ValueError:
+            return ServingStatus.UNKNOWN
+
+    def is_serving(self, *, timeout: float | None = None) -> bool:
+        """Whether the daemon answers SERVING within ``timeout``; never raises for a dead daemon."""
+        try:
+            return self.check(wait_for_ready=timeout is not None, timeout=timeout) is ServingStatus.SERVING
+        except (errors.UnavailableError, errors.DeadlineExceededError):
+            return False

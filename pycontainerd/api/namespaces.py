@@ -1,0 +1,102 @@
+"""Typed wrapper for ``containerd.services.namespaces.v1.Namespaces``.
+
+Namespace calls are not scoped by the caller's namespace. Every method takes keyword-only
+``timeout`` and ``metadata``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+
+from google.protobuf import field_mask_pb2
+
+from pycontainerd._grpc import Metadata, Service, validate_namespace
+from pycontainerd._proto.services.namespaces.v1 import namespace_pb2, namespace_pb2_grpc
+from pycontainerd.api.types import Namespace
+
+__all__ = ["NamespacesService"]
+
+
+class NamespacesService(Service):
+    """Create, inspect, relabel and delete namespaces."""
+
+    _stub_factory = namespace_pb2_grpc.NamespacesStub
+
+    def get(self, name: str, *, timeout: float | None = None, metadata: Metadata = ()) -> Namespace:
+        """The namespace ``name``.
+
+        Raises:
+            NotFoundError: It does not exist.
+        """
+        request = namespace_pb2.GetNamespaceRequest(name=name)
+        response = self._conn.unary(self.stub.Get, request, timeout=timeout, metadata=metadata)
+        return Namespace.from_proto(response.namespace)
+
+    def list(
+        self, filter: str = "", *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> builtins.list[Namespace]:
+        """Every namespace."""
+        request = namespace_pb2.ListNamespacesRequest(filter=filter)
+        response = self._conn.unary(self.stub.List, request, timeout=timeout, metadata=metadata)
+        return [Namespace.from_proto(n) for n in response.namespaces]
+
+    def create(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Namespace:
+        """Create a namespace (namespaces also appear implicitly on first use).
+
+        Raises:
+            ValueError: ``name`` breaks containerd's identifier rules (checked locally).
+            AlreadyExistsError: It exists.
+        """
+        validate_namespace(name)
+        request = namespace_pb2.CreateNamespaceRequest(
+            namespace=namespace_pb2.Namespace(name=name, labels=dict(labels or {}))
+        )
+        response = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
+        return Namespace.from_proto(response.namespace)
+
+    def update(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        *,
+        replace: bool = False,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Namespace:
+        """Set labels on a namespace.
+
+        Args:
+            name: The namespace.
+            labels: Labels to set; an empty value removes that label.
+            replace: Replace the whole label set instead of setting only these keys.
+            timeout: Deadline in seconds.
+            metadata: Extra gRPC metadata.
+
+        Returns:
+            The updated namespace.
+        """
+        paths = ["labels"] if replace else [f"labels.{key}" for key in labels]
+        request = namespace_pb2.UpdateNamespaceRequest(
+            namespace=namespace_pb2.Namespace(name=name, labels=dict(labels)),
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+        )
+        response = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
+        return Namespace.from_proto(response.namespace)
+
+    def delete(self, name: str, *, timeout: float | None = None, metadata: Metadata = ()) -> None:
+        """Delete an empty namespace.
+
+        Raises:
+            FailedPreconditionError: It still holds containers, images, content, ...
+            NotFoundError: It does not exist.
+        """
+        request = namespace_pb2.DeleteNamespaceRequest(name=name)
+        self._conn.unary(self.stub.Delete, request, timeout=timeout, metadata=metadata)

@@ -1,0 +1,26 @@
+"""Typed wrapper for ``containerd.services.version.v1.Version``."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+
+from pycontainerd._grpc import Metadata, Service
+from pycontainerd._proto.services.version.v1 import version_pb2_grpc
+from pycontainerd.api.types import Version
+
+__all__ = ["VersionService"]
+
+
+class VersionService(Service):
+    """The daemon's version."""
+
+    _stub_factory = version_pb2_grpc.VersionStub
+
+    def version(self, *, timeout: float | None = None, metadata: Metadata = ()) -> Version:
+        """The daemon's version (e.g. ``1.6.20~ds1``) and revision.
+
+        Raises:
+            UnavailableError: The daemon cannot be reached.
+        """
+        response = self._conn.unary(self.stub.Version, empty_pb2.Empty(), timeout=timeout, metadata=metadata)
+        return Version(version=response.version, revision=response.revision)

@@ -1,0 +1,126 @@
+"""``pycontainerd.Client``: a connection to containerd and its typed API.
+
+Example:
+    >>> with pycontainerd.Client(namespace="demo") as client:
+    ...     print(client.version())
+    Version(version='1.6.20~ds1', revision='1.6.20~ds1-1+b1')
+"""
+
+from __future__ import annotations
+
+from pycontainerd._grpc import DEFAULT_CONNECT_TIMEOUT, Connection
+from pycontainerd.api import API
+from pycontainerd.api.types import Version
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A client of one containerd daemon, bound to one namespace.
+
+    The gRPC channel is created lazily, on the first call, and shared with every view made
+    by :meth:`with_namespace` or :meth:`with_lease`. A client is thread-safe. It must not
+    cross ``fork()``: using it in a child process raises :class:`RuntimeError`; create a new
+    client in the child instead.
+
+    Args:
+        address: The unix socket, as a path or ``unix://`` URL. Default:
+            ``$CONTAINERD_ADDRESS``, else ``/run/containerd/containerd.sock``.
+        namespace: The containerd namespace of every call. Default:
+            ``$CONTAINERD_NAMESPACE``, else ``"default"``.
+        timeout: Default deadline in seconds for unary calls (``None``: 60 s). Waits and
+            event streams have none unless given per call.
+        connect_timeout: How long the first call waits for the socket to accept (10 s).
+
+    Raises:
+        ValueError: The address is not a unix socket path of at most 107 bytes, or the
+            namespace breaks containerd's identifier rules (1-76 characters,
+            alphanumerics separated by single ``.``, ``_`` or ``-``).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        self._init(
+            Connection(address, namespace=namespace, timeout=timeout, connect_timeout=connect_timeout)
+        )
+
+    def _init(self, connection: Connection) -> None:
+        self._connection = connection
+        self._api: API | None = None
+
+    @classmethod
+    def _from_connection(cls, connection: Connection) -> Client:
+        client = cls.__new__(cls)
+        client._init(connection)
+        return client
+
+    @property
+    def connection(self) -> Connection:
+        """The underlying connection (channel, metadata, deadlines)."""
+        return self._connection
+
+    @property
+    def api(self) -> API:
+        """The typed wrappers of every containerd service, bound to this namespace."""
+        if self._api is None:
+            self._api = API(self._connection)
+        return self._api
+
+    @property
+    def address(self) -> str:
+        """The daemon's socket path."""
+        return self._connection.address
+
+    @property
+    def namespace(self) -> str:
+        """The namespace of every call."""
+        return self._connection.namespace
+
+    @property
+    def lease(self) -> str | None:
+        """The lease id sent with every call, if any."""
+        return self._connection.lease
+
+    def with_namespace(self, namespace: str) -> Client:
+        """A view of this client in another namespace, sharing its channel (cheap).
+
+        Raises:
+            ValueError: The namespace breaks containerd's identifier rules.
+        """
+        return type(self)._from_connection(self._connection.with_namespace(namespace))
+
+    def with_lease(self, lease: str | None) -> Client:
+        """A view whose calls carry ``containerd-lease: <lease>``, sharing the channel.
+
+        Resources created through it (content, snapshots, images) are held by the lease
+        until it is deleted. ``None`` gives a view without a lease.
+        """
+        return type(self)._from_connection(self._connection.with_lease(lease))
+
+    def version(self, *, timeout: float | None = None) -> Version:
+        """The daemon's version and revision.
+
+        Raises:
+            UnavailableError: The daemon cannot be reached (the message names the socket).
+            PermissionDeniedError: The socket is not accessible to this user.
+        """
+        return self.api.version.version(timeout=timeout)
+
+    def close(self) -> None:
+        """Close the channel, for this client and every view sharing it. Idempotent."""
+        self._connection.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(address={self.address!r}, namespace={self.namespace!r})"

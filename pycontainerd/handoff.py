@@ -45,6 +45,7 @@ import struct
 import time
 import urllib.parse
 from types import TracebackType
+from typing import Literal
 
 __all__ = [
     "HELPER_NAME",
@@ -109,7 +110,13 @@ def helper_path() -> str:
     return path
 
 
-def binary_uri(socket_path: str, *, owner_uid: int | None = None, helper: str | None = None) -> str:
+def binary_uri(
+    socket_path: str,
+    *,
+    owner_uid: int | None = None,
+    helper: str | None = None,
+    scheme: Literal["binary", "binary-v2"] = "binary",
+) -> str:
     """The ``binary://`` stdio URI that makes the shim run the helper.
 
     The shim passes the query pairs to the program as ``key value`` words
@@ -122,15 +129,21 @@ def binary_uri(socket_path: str, *, owner_uid: int | None = None, helper: str | 
             owner of the socket file. Default: the helper's euid (the shim's:
             root), i.e. root only.
         helper: The executable; default :func:`helper_path`.
+        scheme: ``"binary"`` (containerd 1.6+: a helper that dies before it
+            is ready goes unnoticed and the process writes into closed pipes)
+            or ``"binary-v2"`` (containerd 2.2+: the shim fails the create
+            unless the helper wrote its readiness byte).
 
     Returns:
         The URI, for both the stdout and stderr fields of the request.
 
     Raises:
         ValueError: A path is not absolute or contains a NUL byte, or
-            ``owner_uid`` is out of range.
+            ``owner_uid`` or ``scheme`` is out of range.
         HelperNotBuiltError: ``helper`` is None and the helper is not built.
     """
+    if scheme not in ("binary", "binary-v2"):
+        raise ValueError(f"unknown logging-binary scheme: {scheme!r}")
     exe = helper_path() if helper is None else helper
     for name, value in (("helper", exe), ("socket_path", socket_path)):
         if not os.path.isabs(value) or "\0" in value:
@@ -142,7 +155,7 @@ def binary_uri(socket_path: str, *, owner_uid: int | None = None, helper: str | 
         pairs.append(("owner_uid", str(owner_uid)))
     # Go's url.Parse percent-decodes the path and QueryUnescape's the values
     # ('+' is a space there, as quote_plus makes it).
-    return "binary://" + urllib.parse.quote(exe, safe="/") + "?" + urllib.parse.urlencode(pairs)
+    return scheme + "://" + urllib.parse.quote(exe, safe="/") + "?" + urllib.parse.urlencode(pairs)
 
 
 class HandoffPipes:

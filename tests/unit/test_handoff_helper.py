@@ -646,6 +646,7 @@ def test_binary_uri_round_trips_through_url_parsing() -> None:
     assert ";" not in parts.query
     assert handoff.binary_uri("/s.sock", helper="/h").endswith("/h?socket=%2Fs.sock")
     assert handoff.binary_uri("/s.sock").startswith("binary://" + HELPER + "?")
+    assert handoff.binary_uri("/s.sock", helper="/h", scheme="binary-v2") == "binary-v2:///h?socket=%2Fs.sock"
 
 
 @pytest.mark.parametrize(
@@ -656,6 +657,7 @@ def test_binary_uri_round_trips_through_url_parsing() -> None:
         {"socket_path": "/s", "helper": "pcd-handoff"},
         {"socket_path": "/s", "owner_uid": -1},
         {"socket_path": "/s", "owner_uid": 2**32 - 1},
+        {"socket_path": "/s", "scheme": "file"},
     ],
 )
 def test_binary_uri_rejects_bad_input(kwargs: dict[str, object]) -> None:

@@ -186,14 +186,27 @@ class _SharedChannel:
         self._connected = False
         self._closed = False
 
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ValueError("operation on a closed containerd connection")
+        if self._channel is not None and self._pid != os.getpid():
+            raise RuntimeError(
+                "a pycontainerd connection must not cross fork(); create a new Client in the child"
+            )
+
+    def check(self) -> None:
+        """Raise if the channel was closed or this is a forked child of its creator.
+
+        Raises:
+            ValueError: The connection was closed.
+            RuntimeError: Called in a child process after ``fork()``.
+        """
+        with self._lock:
+            self._check_usable()
+
     def get(self) -> grpc.Channel:
         with self._lock:
-            if self._closed:
-                raise ValueError("operation on a closed containerd connection")
-            if self._channel is not None and self._pid != os.getpid():
-                raise RuntimeError(
-                    "a pycontainerd connection must not cross fork(); create a new Client in the child"
-                )
+            self._check_usable()
             if self._channel is None:
                 self._channel = grpc.insecure_channel(
                     f"unix://{self.path}",
@@ -213,6 +226,7 @@ class _SharedChannel:
             PermissionDeniedError: The socket exists but this user may not connect to it.
         """
         if self._connected:
+            self.check()
             return
         channel = self.get()
         done = threading.Event()
@@ -554,7 +568,9 @@ class Connection:
         Raises:
             ContainerdError: The mapped failure (a subclass per status code).
         """
-        if not wait_for_ready:
+        if wait_for_ready:
+            self._shared.check()
+        else:
             self._shared.ensure_connected()
         try:
             return method(

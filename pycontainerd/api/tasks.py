@@ -146,7 +146,7 @@ class TasksService(Service):
         """The state of the init process or an exec'd process."""
         request = tasks_pb2.GetRequest(container_id=container_id, exec_id=exec_id)
         response = self._conn.unary(self.stub.Get, request, timeout=timeout, metadata=metadata)
-        return TaskInfo.from_proto(response.process)
+        return TaskInfo.from_proto(response.process, container_id)
 
     def list(
         self, filter: str = "", *, timeout: float | None = None, metadata: Metadata = ()

@@ -129,10 +129,16 @@ class TaskInfo:
         return "" if self.id == self.container_id else self.id
 
     @classmethod
-    def from_proto(cls, p: Any) -> TaskInfo:
-        """From a ``containerd.v1.types.Process``."""
+    def from_proto(cls, p: Any, container_id: str = "") -> TaskInfo:
+        """From a ``containerd.v1.types.Process``.
+
+        Args:
+            p: The message.
+            container_id: The container asked about; containerd 1.6 leaves the message's
+                ``container_id`` empty (then a listed init process's ``id`` is used).
+        """
         return cls(
-            container_id=p.container_id,
+            container_id=p.container_id or container_id or p.id,
             id=p.id,
             pid=p.pid,
             status=Status.from_proto(p.status),

@@ -62,7 +62,9 @@ def test_table_covers_every_status_code() -> None:
 
 
 @pytest.mark.parametrize("code", FAILURE_CODES, ids=lambda c: c.name)
-def test_every_code_maps_to_its_class_keeping_message_and_cause(conn: Connection, code: grpc.StatusCode) -> None:
+def test_every_code_maps_to_its_class_keeping_message_and_cause(
+    conn: Connection, code: grpc.StatusCode
+) -> None:
     err = _refused(conn, code, f"server says {code.name}")
     assert type(err) is errors.class_for(code)
     assert err.code is code

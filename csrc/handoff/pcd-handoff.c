@@ -16,7 +16,8 @@
  *           pipe ends, sends SIGTERM and waits up to 12 s before SIGKILL.
  *
  * The shim keeps the pipes' write ends until that Delete, so a reader sees
- * EOF only after Delete, never at process exit.
+ * EOF only after Delete, never at process exit. stdin is not connected at all
+ * (binaryIO has none; the process reads /dev/null even if a FIFO is given).
  *
  * Arguments understood here (pairs, any order):
  *   socket <abs path>   where to listen (required); created mode 0600.

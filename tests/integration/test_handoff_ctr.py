@@ -379,3 +379,42 @@ def test_failed_start_leaves_no_helper_or_socket(ctr: Ctr, io_dir: Path) -> None
         time.sleep(0.05)
     assert left == []
     assert not os.path.lexists(sock)
+
+
+def test_stdin_is_not_connected_with_binary_logging(ctr: Ctr, io_dir: Path, world: Path) -> None:
+    """containerd's binaryIO has no stdin: a stdin FIFO given with it is ignored.
+
+    ctr cannot express stdin + --log-uri, so the task is created over the raw API.
+    If this ever fails, the shim started copying stdin and handoff could carry it.
+    """
+    grpc = pytest.importorskip("grpc")
+    from pycontainerd._proto.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+
+    script = world / "rootfs" / "bin" / "stdin-probe"
+    script.write_text("#!/bin/sh\ncat\necho '[stdin done]'\nls -l /proc/self/fd/0 >&2\n")
+    script.chmod(0o755)
+    ctr.run("containers", "create", "--rootfs", ctr.rootfs, "c1", "/bin/stdin-probe")
+    fifo = str(io_dir / "stdin")
+    os.mkfifo(fifo, 0o600)
+    keep = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # a reader, so the shim's opens succeed at once
+    sock = str(io_dir / "handoff.sock")
+    uri = handoff.binary_uri(sock)
+    md = [("containerd-namespace", ctr.namespace)]
+    with grpc.insecure_channel("unix://" + ctr.address) as channel:
+        stub = tasks_pb2_grpc.TasksStub(channel)
+        stub.Create(tasks_pb2.CreateTaskRequest(container_id="c1", stdin=fifo, stdout=uri, stderr=uri),
+                    metadata=md, timeout=60)  # fmt: skip
+        with handoff.receive(sock) as pipes:
+            writer = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)
+            os.write(writer, b"hello via fifo\n")
+            os.close(writer)
+            os.close(keep)
+            stub.Start(tasks_pb2.StartRequest(container_id="c1"), metadata=md, timeout=60)
+            while ctr.task_status("c1") != "STOPPED":
+                time.sleep(0.02)
+            os.set_blocking(pipes.stdout, False)
+            os.set_blocking(pipes.stderr, False)
+            out, err = os.read(pipes.stdout, 4096), os.read(pipes.stderr, 4096)
+            stub.Delete(tasks_pb2.DeleteTaskRequest(container_id="c1"), metadata=md, timeout=60)
+    assert out == b"[stdin done]\n"
+    assert err.rstrip().endswith(b"/proc/self/fd/0 -> /dev/null")

@@ -35,6 +35,7 @@ struct walk {
     int n;
 };
 
+/* openat(2), retried on EINTR.  Returns the fd or -1 with errno set. */
 static int open_retry(int dirfd, const char *name, int flags)
 {
     int fd;
@@ -91,6 +92,7 @@ static void walk_rollback(struct walk *w)
             unlinkat(w->fds[i], w->used[i], AT_REMOVEDIR);
 }
 
+/* Close every fd the walk holds and free it; no errno. */
 static void walk_free(struct walk *w)
 {
     int i;
@@ -125,7 +127,8 @@ static int open_dir(int parent, const char *name, int flags)
     return -err;
 }
 
-/* chown (only when it differs) and chmod the directory fd `fd`. */
+/* chown (only when it differs) and chmod the directory fd `fd`.
+ * Returns 0 or -errno of fchown/fchmod. */
 static int set_owner_mode(int fd, const struct stat *st, unsigned int mode, uint32_t uid, uint32_t gid)
 {
     if ((st->st_uid != uid || st->st_gid != gid) && fchown(fd, uid, gid) < 0)
@@ -174,7 +177,8 @@ fail:
 }
 
 /* idtools' MkdirAndChown on an existing directory: re-chown and re-chmod
- * it, through an O_NOFOLLOW fd so a symlink is refused, not followed. */
+ * it, through an O_NOFOLLOW fd so a symlink is refused, not followed.
+ * Returns that fd or -errno (-ELOOP/-ENOTDIR as open_dir, fstat/fchown/fchmod). */
 static int fix_existing(int parent, const char *name, unsigned int mode, uint32_t uid, uint32_t gid)
 {
     struct stat st;
@@ -192,7 +196,9 @@ static int fix_existing(int parent, const char *name, unsigned int mode, uint32_
 }
 
 /* Accept an existing `<comp>.<uid>.<gid>` only if it is a real directory
- * owned by uid:gid that neither group nor others can write. */
+ * owned by uid:gid that neither group nor others can write.
+ * Returns an O_PATH fd on it or -errno: -ELOOP/-ENOTDIR as open_dir, -EPERM
+ * with *detail set for a wrong owner or a writable directory. */
 static int check_suffixed(int parent, const char *name, uint32_t uid, uint32_t gid, int *detail)
 {
     struct stat st;
@@ -216,6 +222,7 @@ static int check_suffixed(int parent, const char *name, uint32_t uid, uint32_t g
     return err;
 }
 
+/* Set used[i] to "<names[i]>.<uid>.<gid>".  Returns 0 or -ENOMEM. */
 static int suffix(struct walk *w, int i, uint32_t uid, uint32_t gid)
 {
     size_t size = strlen(w->names[i]) + 2 * sizeof ".4294967295";
@@ -229,7 +236,7 @@ static int suffix(struct walk *w, int i, uint32_t uid, uint32_t gid)
 }
 
 /* One step of the userns walk for component i: returns the fd to descend
- * into or -errno.  *suffixed turns (and stays) on at the first component
+ * into or -errno (open_dir, make_dir, check_suffixed, -ENOMEM).  *suffixed turns (and stays) on at the first component
  * that is missing or lacks the other-execute bit. */
 static int userns_step(struct walk *w, int i, uint32_t uid, uint32_t gid, int *suffixed, int *first_suffixed,
                        int *detail)
@@ -265,6 +272,9 @@ static int userns_step(struct walk *w, int i, uint32_t uid, uint32_t gid, int *s
     return fd;
 }
 
+/* The shared walker behind the three exported functions.  Returns 0 or
+ * -errno with *failed = the failing component (-1 if none); created
+ * directories are removed on failure. */
 static int walk(enum walk_kind kind, const char *path, unsigned int mode, uint32_t uid, uint32_t gid, int *failed,
                 int *first_suffixed, int *detail)
 {

@@ -17,6 +17,7 @@
  * only, so the FIFO is never more open than intended while it exists. */
 #define FIFO_INITIAL_MODE 0600
 
+/* openat(2), retried on EINTR.  Returns the fd or -1 with errno set. */
 static int open_retry(int dirfd, const char *name, int flags)
 {
     int fd;
@@ -27,6 +28,7 @@ static int open_retry(int dirfd, const char *name, int flags)
     return fd;
 }
 
+/* Format "/proc/self/fd/<fd>" into buf; cannot fail for size >= 32. */
 static void proc_fd_path(char *buf, size_t size, int fd)
 {
     snprintf(buf, size, "/proc/self/fd/%d", fd);
@@ -125,6 +127,7 @@ int pcd_fifo_open_path(int dirfd, const char *name, uint64_t *dev, uint64_t *ino
     return fd;
 }
 
+/* 1 if st is the FIFO (dev, ino), else 0; no errno. */
 static int same_fifo(const struct stat *st, uint64_t dev, uint64_t ino)
 {
     return S_ISFIFO(st->st_mode) && (uint64_t)st->st_dev == dev && (uint64_t)st->st_ino == ino;

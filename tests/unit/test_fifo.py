@@ -418,3 +418,45 @@ def test_failure_part_way_through_open_rolls_back(tmp_path: Path) -> None:
     assert info.value.errno == errno.EMFILE
     assert baseline() == before
     assert os.listdir(tmp_path) == []
+
+
+def test_cancel_after_fifo_was_unlinked(tmp_path: Path) -> None:
+    # The opener waits on the inode (O_PATH handle), so cancel works without the path.
+    before = baseline()
+    pipes = FIFOSet.new(tmp_path, "p", stdin=True, terminal=True).open()
+    pipes.fifos.close()
+    assert os.listdir(tmp_path) == []
+    pipes.cancel()
+    assert threading.active_count() == before[1]
+    pipes.close()
+    assert baseline() == before
+
+
+def open_reader(path: str, out: list[int]) -> None:
+    out.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+
+
+def test_cancel_racing_a_peer(tmp_path: Path) -> None:
+    # Whichever wins, the end is either open for writing or cancelled, and nothing leaks.
+    before = baseline()
+    for _ in range(200):
+        pipes = FIFOSet.new(tmp_path, "p", stdin=True, terminal=True).open()
+        assert pipes.stdin is not None
+        assert pipes.fifos.stdin is not None
+        readers: list[int] = []
+        peer = threading.Thread(target=open_reader, args=(pipes.fifos.stdin, readers))
+        peer.start()
+        pipes.cancel()
+        peer.join()
+        assert threading.active_count() == before[1]
+        try:
+            fd = pipes.stdin.fileno(timeout=0)
+        except FIFOCancelledError:
+            pass
+        else:
+            assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
+        pipes.close()
+        for fd in readers:
+            os.close(fd)
+    assert baseline() == before
+    assert os.listdir(tmp_path) == []

@@ -448,6 +448,12 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
     io->nbytes = 0;
     io->err = 0;
     io->done = 0;
+    /* The loop's own epoll fd can only carry a caller's number if the caller
+     * closed that descriptor before the call. */
+    if (io->src == p->epfd || io->dst == p->epfd) {
+        finish(p, s, EBADF);
+        return;
+    }
     int r = classify(io->src, &s->skind, &s->s_nonblock);
     if (r == 0)
         r = classify(io->dst, &s->dkind, &s->d_nonblock);

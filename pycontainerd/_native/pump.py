@@ -1,0 +1,49 @@
+"""Bindings for ``csrc/pump.c``: the native stdio pump, C-shaped.
+
+.. warning::
+   Hazardous materials: raw descriptors, no ownership. Use
+   :mod:`pycontainerd.pump` (or :mod:`pycontainerd.stdio`) instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pycontainerd._native import FFI, LIB, check
+
+#: Always use read/write, never splice (tests and benchmarks compare the paths).
+NO_SPLICE: int = LIB.PCD_PUMP_NO_SPLICE
+#: Never enlarge pipe buffers with ``F_SETPIPE_SZ``.
+NO_RESIZE: int = LIB.PCD_PUMP_NO_RESIZE
+
+
+def pump(
+    pairs: Sequence[tuple[int, int]], cancel_fd: int = -1, flags: int = 0
+) -> tuple[bool, list[tuple[int, int, bool]]]:
+    """Run ``pcd_pump``: copy every ``(src, dst)`` pair in one epoll loop, GIL released.
+
+    Args:
+        pairs: ``(source fd, destination fd)`` pairs; never closed here.
+        cancel_fd: A descriptor (an eventfd) whose readability cancels the
+            copy, or ``-1``.
+        flags: ``NO_SPLICE`` and/or ``NO_RESIZE``; ``0`` normally.
+
+    Returns:
+        ``(cancelled, outcomes)``, one ``(nbytes, errno, done)`` per pair:
+        bytes written to the destination, the positive errno that ended the
+        pair (``0`` for EOF), and whether the pair ended (EOF or error)
+        before a cancel.
+
+    Raises:
+        OSError: The loop itself failed (bad ``cancel_fd``, no memory).
+    """
+    streams = FFI.new("struct pcd_pump_stream[]", max(len(pairs), 1))
+    for i, (src, dst) in enumerate(pairs):
+        streams[i].src = src
+        streams[i].dst = dst
+    rc = check(LIB.pcd_pump(streams, len(pairs), cancel_fd, flags))
+    outcomes = [(int(s.nbytes), int(s.err), bool(s.done)) for s in streams[0 : len(pairs)]]
+    return rc == LIB.PCD_PUMP_CANCELLED, outcomes
+
+
+__all__ = ["NO_RESIZE", "NO_SPLICE", "pump"]

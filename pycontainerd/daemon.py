@@ -368,7 +368,10 @@ class _Controller(Protocol):
 
 
 class _CtrController:
-    """:class:`_Controller` over containerd's own ``ctr`` command."""
+    """:class:`_Controller` over containerd's own ``ctr`` command.
+
+    Subcommands are spelled ``ls``/``rm``: the aliases every ctr from 1.6 to 2.x accepts.
+    """
 
     def __init__(self, address: str, ctr: str = "ctr", timeout: float = 60.0) -> None:
         self._address = address
@@ -396,11 +399,11 @@ class _CtrController:
         return [line for line in done.stdout.splitlines() if line.strip()]
 
     def namespaces(self) -> list[str]:
-        return self._run(None, "namespaces", "list", "--quiet")
+        return self._run(None, "namespaces", "ls", "--quiet")
 
     def tasks(self, namespace: str) -> list[_TaskEntry]:
         # Columns: TASK PID STATUS (header first).
-        rows = [line.split() for line in self._run(namespace, "tasks", "list")[1:]]
+        rows = [line.split() for line in self._run(namespace, "tasks", "ls")[1:]]
         return [_TaskEntry(row[0], row[2] if len(row) > 2 else "UNKNOWN") for row in rows if row]
 
     def resume_task(self, namespace: str, task_id: str) -> None:
@@ -408,30 +411,30 @@ class _CtrController:
 
     def force_delete_task(self, namespace: str, task_id: str) -> None:
         # --force kills with SIGKILL (all processes), waits for the exit, then deletes.
-        self._run(namespace, "tasks", "delete", "--force", task_id)
+        self._run(namespace, "tasks", "rm", "--force", task_id)
 
     def containers(self, namespace: str) -> list[str]:
-        return self._run(namespace, "containers", "list", "--quiet")
+        return self._run(namespace, "containers", "ls", "--quiet")
 
     def delete_container(self, namespace: str, container_id: str) -> None:
-        self._run(namespace, "containers", "delete", container_id)
+        self._run(namespace, "containers", "rm", container_id)
 
     def images(self, namespace: str) -> list[str]:
-        return self._run(namespace, "images", "list", "--quiet")
+        return self._run(namespace, "images", "ls", "--quiet")
 
     def delete_image(self, namespace: str, name: str) -> None:
-        self._run(namespace, "images", "delete", "--sync", name)
+        self._run(namespace, "images", "rm", "--sync", name)
 
     def leases(self, namespace: str) -> list[str]:
-        return self._run(namespace, "leases", "list", "--quiet")
+        return self._run(namespace, "leases", "ls", "--quiet")
 
     def delete_lease(self, namespace: str, lease_id: str) -> None:
-        self._run(namespace, "leases", "delete", "--sync", lease_id)
+        self._run(namespace, "leases", "rm", "--sync", lease_id)
 
     def snapshots(self, namespace: str, snapshotter: str) -> list[tuple[str, str]]:
         # Columns: KEY PARENT KIND; PARENT may be empty.
         out = []
-        for line in self._run(namespace, "snapshots", "--snapshotter", snapshotter, "list")[1:]:
+        for line in self._run(namespace, "snapshots", "--snapshotter", snapshotter, "ls")[1:]:
             parts = line.split()
             if len(parts) == 3:
                 out.append((parts[0], parts[1]))
@@ -440,18 +443,18 @@ class _CtrController:
         return out
 
     def delete_snapshot(self, namespace: str, snapshotter: str, key: str) -> None:
-        self._run(namespace, "snapshots", "--snapshotter", snapshotter, "delete", key)
+        self._run(namespace, "snapshots", "--snapshotter", snapshotter, "rm", key)
 
     def blobs(self, namespace: str) -> list[str]:
-        return self._run(namespace, "content", "list", "--quiet")
+        return self._run(namespace, "content", "ls", "--quiet")
 
     def delete_blob(self, namespace: str, digest: str) -> None:
-        self._run(namespace, "content", "delete", digest)
+        self._run(namespace, "content", "rm", digest)
 
     def delete_namespace(self, namespace: str) -> None:
         # --cgroup also removes the namespace's parent cgroup (/<namespace>) that
         # containerd's default cgroupsPath (/<namespace>/<id>) created.
-        self._run(None, "namespaces", "delete", "--cgroup", namespace)
+        self._run(None, "namespaces", "rm", "--cgroup", namespace)
 
 
 def _controller(address: str, *, ctr: str = "ctr") -> _Controller:
@@ -552,7 +555,10 @@ def purge_namespace(address: str, namespace: str, *, delete: bool = True, ctr: s
             _try(errors, f"delete blob {digest}", ctl.delete_blob, namespace, digest)
     except RuntimeError as exc:
         errors.append(f"list content in {namespace}: {exc}")
-    _try(errors, f"delete namespace {namespace}", ctl.delete_namespace, namespace)
+    if _try(errors, f"delete namespace {namespace}", ctl.delete_namespace, namespace):
+        # runc leaves the (empty) per-namespace dir in the shared default root.
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(_DEFAULT_RUNC_ROOT, namespace))
     return errors
 
 
@@ -589,6 +595,10 @@ class _Layout:
         return os.path.join(self.base, "opt")
 
     @property
+    def runc_root(self) -> str:
+        return os.path.join(self.base, "runc")
+
+    @property
     def config_path(self) -> str:
         return os.path.join(self.base, "config.toml")
 
@@ -608,6 +618,7 @@ class _Layout:
             self.state,
             self.temp,
             self.opt,
+            self.runc_root,
             self.config_path,
             self.log_path,
             self.pid_path,
@@ -768,7 +779,7 @@ class _State:
             self._note_shared_dirs()
             layout = self.layout
             os.makedirs(layout.base, mode=0o711, exist_ok=True)
-            for path in (layout.temp, layout.opt):
+            for path in (layout.temp, layout.opt, layout.runc_root):
                 os.makedirs(path, mode=0o700, exist_ok=True)
             tmp_config = layout.config_path + ".tmp"
             with open(tmp_config, "w") as f:
@@ -927,9 +938,11 @@ class _State:
         if self.running():
             return
         for namespace, task_id, bundle in self._bundles():
-            runc_root = os.path.join(_DEFAULT_RUNC_ROOT, namespace)
+            runc_root = _DEFAULT_RUNC_ROOT
             with contextlib.suppress(OSError, ValueError), open(os.path.join(bundle, "options.json")) as f:
                 runc_root = json.load(f).get("root") or runc_root
+            # The shim runs runc with --root <options root>/<namespace>.
+            runc_root = os.path.join(runc_root, namespace)
             runc = shutil.which("runc", path=_standard_path(os.environ.get("PATH")))
             if runc is not None:
                 # Removes runc's state dir and the container's cgroups.
@@ -1099,6 +1112,20 @@ class PrivateContainerd:
     def state(self) -> str:
         """The daemon's state directory (bundles of running tasks)."""
         return self._state.layout.state
+
+    @property
+    def runc_root(self) -> str:
+        """A runc state root private to this daemon (``base/runc``).
+
+        containerd's shim defaults to ``/run/containerd/runc/<namespace>``, shared by
+        every containerd on the host: two daemons running the same namespace and
+        container id collide there. Pass this as the runc options' ``root``
+        (``containerd.runc.v1.Options.root``, ``ctr run --runc-root``) to keep
+        runc's state private. The directory is created at start. (The default
+        cgroupsPath ``/<namespace>/<id>`` is host-global too: daemons sharing a
+        host should not share namespace names.)
+        """
+        return self._state.layout.runc_root
 
     @property
     def config_path(self) -> str:

@@ -90,6 +90,9 @@ _TASK_STATE = "io.containerd.runtime.v2.task"
 _STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _MNT_DETACH = 2
 _LOG_TAIL_LINES = 40
+# Marks a base dir this module created, so whoever closes the daemon (perhaps an
+# adopting object in another process) removes the directory itself too.
+_OWNED_MARKER = ".pycontainerd-owned"
 
 
 class DaemonError(RuntimeError):
@@ -972,7 +975,8 @@ class _State:
             if left:
                 # Never delete through a mount point: it would delete the mounted files.
                 raise DaemonError(f"still mounted under {base}: {left}")
-            if self.created_base:
+            owned = self.created_base or os.path.exists(os.path.join(base, _OWNED_MARKER))
+            if owned:
                 shutil.rmtree(base, ignore_errors=True)
             else:
                 for path in self.layout.entries():
@@ -983,7 +987,7 @@ class _State:
                             os.unlink(path)
             self._tidy_shared_dirs()
             self.removed = True
-            if os.path.lexists(base) and self.created_base:
+            if owned and os.path.lexists(base):
                 raise DaemonError(f"could not remove {base}")
 
     def _tidy_shared_dirs(self) -> None:
@@ -1082,6 +1086,8 @@ class PrivateContainerd:
             )
         if created:
             os.makedirs(base, mode=0o711, exist_ok=True)
+            with open(os.path.join(base, _OWNED_MARKER), "w"):
+                pass
         self._state = _State(layout, binary, ctr, log_level, config_extra, created_base=created)
         self._state.adopt()
         self._finalizer = weakref.finalize(self, _safety_net, self._state) if safety_net else None

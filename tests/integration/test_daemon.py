@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,13 +24,17 @@ from pycontainerd.daemon import DaemonError, PrivateContainerd
 CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-@pytest.fixture
-def make_daemon() -> Iterator[Callable[..., PrivateContainerd]]:
-    """Private daemons of the test's own, closed (and checked) at the end."""
+def require_local_containerd() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to run containerd")
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         pytest.skip("needs the containerd and ctr binaries")
+
+
+@pytest.fixture
+def make_daemon() -> Iterator[Callable[..., PrivateContainerd]]:
+    """Private daemons of the test's own, closed (and checked) at the end."""
+    require_local_containerd()
     made: list[PrivateContainerd] = []
 
     def make(*args: object, **kwargs: object) -> PrivateContainerd:
@@ -327,8 +332,10 @@ def test_two_daemons_side_by_side(make_daemon: Callable[..., PrivateContainerd],
     assert tasks(second.address, ns2) == {"same": (pid2, "RUNNING")}
 
 
-def test_a_daemon_left_running_is_adopted(make_daemon: Callable[..., PrivateContainerd]) -> None:
-    base = tempfile.mkdtemp(prefix="pcd-", dir="/run")
+def test_a_daemon_left_running_is_adopted(
+    make_daemon: Callable[..., PrivateContainerd], tmp_path: Path
+) -> None:
+    base = tempfile.mkdtemp(prefix="pcd-", dir="/run") + "/d"
     left = make_daemon(base, safety_net=False)
     left.start()
     pid = left.pid
@@ -340,9 +347,21 @@ def test_a_daemon_left_running_is_adopted(make_daemon: Callable[..., PrivateCont
     adopter.close()
     assert pid is not None
     assert not alive(pid)
-    # A base dir that existed before is kept, emptied of everything the daemon made.
-    assert os.listdir(base) == []
-    os.rmdir(base)
+    # The directory was created by a PrivateContainerd, so it goes too.
+    assert not os.path.exists(base)
+    os.rmdir(os.path.dirname(base))
+
+
+def test_an_existing_base_dir_is_kept_but_emptied(make_daemon: Callable[..., PrivateContainerd]) -> None:
+    base = tempfile.mkdtemp(prefix="pcd-", dir="/run")
+    Path(base, "mine").write_text("not the daemon's")
+    daemon = make_daemon(base)
+    daemon.start()
+
+    daemon.close()
+
+    assert os.listdir(base) == ["mine"]
+    shutil.rmtree(base)
 
 
 def test_context_manager_starts_and_closes(make_daemon: Callable[..., PrivateContainerd]) -> None:
@@ -352,6 +371,37 @@ def test_context_manager_starts_and_closes(make_daemon: Callable[..., PrivateCon
         assert daemon.is_serving()
     assert daemon.pid is None
     assert not os.path.exists(daemon.base_dir)
+
+
+_ABANDON = """
+import json, subprocess, sys
+from pycontainerd.daemon import PrivateContainerd
+daemon = PrivateContainerd()
+daemon.start()
+subprocess.run(["ctr", "--address", daemon.address, "-n", sys.argv[2], "run", "-d", "--null-io",
+                "--rootfs", sys.argv[1], "abandoned", "/bin/sleep", "1000"], check=True)
+out = subprocess.run(["ctr", "--address", daemon.address, "-n", sys.argv[2], "tasks", "ls"],
+                     capture_output=True, text=True, check=True).stdout
+print(json.dumps({"base": daemon.base_dir, "address": daemon.address, "daemon": daemon.pid,
+                  "task": int(out.splitlines()[1].split()[1]), "shims": daemon.shim_pids()}))
+"""
+
+
+def test_safety_net_cleans_up_when_the_owner_forgets(rootfs: str) -> None:
+    require_local_containerd()
+    ns = ns_name()
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ABANDON, rootfs, ns], capture_output=True, text=True, timeout=300, check=True
+    )
+
+    left = json.loads(done.stdout.splitlines()[-1])
+    assert len(left["shims"]) == 1
+    assert not alive(left["daemon"])
+    assert not alive(left["task"])
+    assert testing.find_shims(left["address"]) == []
+    assert not os.path.exists(left["base"])
+    assert not os.path.exists(cgroup_dir("pids", ns))
 
 
 # --- the session fixtures ------------------------------------------------------------------------

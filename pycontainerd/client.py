@@ -8,9 +8,15 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from pycontainerd._grpc import DEFAULT_CONNECT_TIMEOUT, Connection
 from pycontainerd.api import API
 from pycontainerd.api.types import Version
+
+if TYPE_CHECKING:
+    from pycontainerd.container import Container
 
 __all__ = ["Client"]
 
@@ -111,6 +117,65 @@ class Client:
             PermissionDeniedError: The socket is not accessible to this user.
         """
         return self.api.version.version(timeout=timeout)
+
+    # -- libcontainerd-level operations (see pycontainerd.container) ------------
+    def new_container(
+        self,
+        id: str,
+        spec: Mapping[str, Any],
+        *,
+        runtime: str = "io.containerd.runc.v2",
+        runtime_options: Any = None,
+        bundle_dir: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        state_dir: str | None = None,
+        timeout: float | None = None,
+    ) -> Container:
+        """Create a container the libcontainerd way.
+
+        The bundle dir (which will hold the process FIFOs) is prepared for the
+        container's root user with :func:`pycontainerd.bundle.prepare_bundle_dir`
+        (``.<uid>.<gid>`` directories under a user-namespace mapping) and
+        recorded in the label ``com.docker/engine.bundle.path``; the spec is
+        stored as JSON.
+
+        Args:
+            id: The container id (containerd's identifier rules; checked first).
+            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
+            runtime: The runtime (shim) name.
+            runtime_options: Runtime options (e.g. ``containerd.runc.v1.Options``).
+            bundle_dir: Absolute bundle dir; default ``<state_dir>/<namespace>/<id>``.
+            labels: Extra labels.
+            state_dir: Root of default bundle dirs (``$PYCONTAINERD_STATE_DIR`` or ``/run/pycontainerd``).
+            timeout: Deadline of the Create RPC.
+
+        Returns:
+            The container.
+
+        Raises:
+            ValueError: A bad id, bundle path or id mapping (nothing is created).
+            ConflictError: The id is in use ("id already in use").
+        """
+        from pycontainerd.container import new_container
+
+        return new_container(self, id, spec, runtime=runtime, runtime_options=runtime_options,
+                             bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout)
+
+    def load_container(self, id: str, *, timeout: float | None = None) -> Container:
+        """The container with this id.
+
+        Raises:
+            NotFoundError: "no such container".
+        """
+        from pycontainerd.container import load_container
+
+        return load_container(self, id, timeout=timeout)
+
+    def containers(self, *filters: str, timeout: float | None = None) -> list[Container]:
+        """Every container in the namespace matching the containerd ``filters``."""
+        from pycontainerd.container import Container
+
+        return [Container(self, info) for info in self.api.containers.list(filters, timeout=timeout)]
 
     def close(self) -> None:
         """Close the channel, for this client and every view sharing it. Idempotent."""

@@ -1,15 +1,48 @@
-"""Public stdio: moving a process's bytes between file descriptors.
+"""Public stdio: how a process's bytes move, and how a task's stdio is wired.
 
-For now this re-exports the native pump (:mod:`pycontainerd.pump`):
-:func:`copy` copies one source into one destination until EOF,
-:func:`copy_streams` serves a process's stdout and stderr (or any set of
-pairs) from one native loop, and a :class:`CancelToken` stops either from
-another thread. The stdio strategies used by tasks (containerd's ``cio``)
-will join them here.
+The native pump (:mod:`pycontainerd.pump`): :func:`copy` copies one source
+into one destination until EOF, :func:`copy_streams` serves a process's
+stdout and stderr (or any set of pairs) from one native loop, and a
+:class:`CancelToken` stops either from another thread.
+
+The stdio strategies for tasks and execs (containerd's ``cio``):
+:func:`null`, :func:`streams`, :func:`capture`, :func:`log_file`,
+:func:`inherit` and the libcontainerd-style :func:`attach` callback, each a
+:class:`Stdio` that ``Container.new_task``/``Task.exec`` turn into a live
+:class:`ProcessIO`.
 """
 
 from __future__ import annotations
 
+from pycontainerd._stdio import (
+    DirectIO,
+    ProcessIO,
+    Sink,
+    Source,
+    Stdio,
+    attach,
+    capture,
+    inherit,
+    log_file,
+    null,
+    streams,
+)
 from pycontainerd.pump import CancelToken, CopyResult, copy, copy_streams
 
-__all__ = ["CancelToken", "CopyResult", "copy", "copy_streams"]
+__all__ = [
+    "CancelToken",
+    "CopyResult",
+    "DirectIO",
+    "ProcessIO",
+    "Sink",
+    "Source",
+    "Stdio",
+    "attach",
+    "capture",
+    "copy",
+    "copy_streams",
+    "inherit",
+    "log_file",
+    "null",
+    "streams",
+]

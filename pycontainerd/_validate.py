@@ -1,0 +1,135 @@
+"""Client-side checks that reject bad input before any RPC or filesystem work.
+
+containerd validates container ids itself, but exec ids only for being
+non-empty, and both end up inside filesystem paths (FIFO names in the bundle
+dir, the shim's ``<exec-id>.pid``). Signals and terminal sizes are ``uint32``
+on the wire and truncated by the shim, so out-of-range values must never reach
+it. Every check here raises ``ValueError`` or ``TypeError`` with a message
+naming the offending value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal as _signal
+
+# containerd pkg/identifiers: alphanumerics separated by single '.', '_' or '-'.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+MAX_IDENTIFIER_LENGTH = 76
+# Linux: SIGRTMAX is 64; 0 is "check only" and never a meaningful kill.
+_MAX_SIGNAL = 64
+MAX_TERMINAL_SIZE = 65535
+
+
+def identifier(value: object, what: str = "id") -> str:
+    """Check a containerd identifier (container id, exec id, namespace).
+
+    Args:
+        value: The candidate identifier.
+        what: What it names, for the error message.
+
+    Returns:
+        The identifier unchanged.
+
+    Raises:
+        TypeError: If it is not a string.
+        ValueError: If it is empty, too long or has characters containerd refuses.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise ValueError(f"{what} {value[:20]!r}... is longer than {MAX_IDENTIFIER_LENGTH} characters")
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be alphanumerics separated by single '.', '_' or '-' "
+            f"(containerd's identifier rule)"
+        )
+    return value
+
+
+def signal_number(sig: object) -> int:
+    """Normalise a signal given as a number, a ``signal.Signals`` or a name.
+
+    Args:
+        sig: ``9``, ``signal.SIGKILL``, ``"KILL"``, ``"SIGKILL"`` or ``"sigkill"``.
+
+    Returns:
+        The signal number, 1..64.
+
+    Raises:
+        TypeError: For other types.
+        ValueError: For 0, out-of-range numbers and unknown names.
+    """
+    if isinstance(sig, bool):
+        raise TypeError("signal must be an int, a signal.Signals or a name, not bool")
+    if isinstance(sig, int):
+        if not 1 <= int(sig) <= _MAX_SIGNAL:
+            raise ValueError(f"invalid signal: {int(sig)} (must be 1..{_MAX_SIGNAL})")
+        return int(sig)
+    if isinstance(sig, str):
+        text = sig.strip().upper()
+        if text.isdigit():
+            return signal_number(int(text))
+        name = text if text.startswith("SIG") else "SIG" + text
+        try:
+            return int(_signal.Signals[name])
+        except KeyError:
+            raise ValueError(f"invalid signal: {sig!r}") from None
+    raise TypeError(f"signal must be an int, a signal.Signals or a name, not {type(sig).__name__}")
+
+
+def terminal_size(width: object, height: object) -> tuple[int, int]:
+    """Check a terminal size for ResizePty.
+
+    Args:
+        width: Columns.
+        height: Rows.
+
+    Returns:
+        ``(width, height)`` as ints.
+
+    Raises:
+        TypeError: If either is not an int.
+        ValueError: If either is outside 0..65535 (the shim would truncate it to 16 bits).
+    """
+    out = []
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"terminal {name} must be an int, not {type(value).__name__}")
+        if not 0 <= value <= MAX_TERMINAL_SIZE:
+            raise ValueError(f"invalid terminal {name} {value}: must be 0..{MAX_TERMINAL_SIZE}")
+        out.append(value)
+    return out[0], out[1]
+
+
+def absolute_path(path: object, what: str = "path") -> str:
+    """Check that a path is absolute, already normalised and free of NUL.
+
+    Args:
+        path: The candidate path (str or os.PathLike).
+        what: What it names, for the error message.
+
+    Returns:
+        The path as a str.
+
+    Raises:
+        TypeError: If it is not a str or os.PathLike of str.
+        ValueError: If it is relative, has '.'/'..' components, NUL, or is too long.
+    """
+    text = os.fspath(path)  # type: ignore[call-overload]
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str path, not {type(text).__name__}")
+    if "\0" in text:
+        raise ValueError(f"{what} {text!r} contains NUL")
+    if not text.startswith("/"):
+        raise ValueError(f"{what} {text!r} must be absolute")
+    parts = text.split("/")
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"{what} {text!r} must not contain '.' or '..' components")
+    if len(text) >= 4096 or any(len(p.encode()) > 255 for p in parts):
+        raise ValueError(f"{what} {text[:40]!r}... is too long")
+    normal = os.path.normpath(text)
+    return normal

@@ -1,0 +1,271 @@
+"""``Container``: a containerd container record plus libcontainerd's bundle directory.
+
+A container is created by ``Client.new_container`` the way libcontainerd's
+``NewContainer`` does it: the bundle directory that will hold the process
+FIFOs is prepared for the container's root user (``prepare_bundle_dir`` with
+the spec's user-namespace mapping, so a remapped root can open them), its
+path is recorded in the label ``com.docker/engine.bundle.path``, and the OCI
+spec is stored as JSON. Every FIFO path of the container's processes is
+derived from that label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pycontainerd import _validate, errors
+from pycontainerd._stdio import ProcessIO, Stdio, null
+from pycontainerd.api.types import Container as ContainerInfo
+from pycontainerd.api.types import Status
+from pycontainerd.bundle import prepare_bundle_dir
+from pycontainerd.fifo import FIFOSet
+from pycontainerd.idmap import spec_user
+from pycontainerd.task import Task
+
+if TYPE_CHECKING:
+    from pycontainerd.client import Client
+
+__all__ = ["BUNDLE_LABEL", "DEFAULT_RUNTIME", "Container", "default_state_dir", "new_container"]
+
+#: The label holding the bundle dir (the FIFO directory), as moby names it.
+BUNDLE_LABEL = "com.docker/engine.bundle.path"
+DEFAULT_RUNTIME = "io.containerd.runc.v2"
+_RUNC_RUNTIMES = ("io.containerd.runc.v2", "io.containerd.runc.v1")
+
+
+def default_state_dir() -> str:
+    """Where bundle dirs go by default: ``$PYCONTAINERD_STATE_DIR``, else ``/run/pycontainerd``."""
+    return os.environ.get("PYCONTAINERD_STATE_DIR") or "/run/pycontainerd"
+
+
+def _spec_terminal(spec: Any) -> bool:
+    process = spec.get("process") if isinstance(spec, Mapping) else None
+    return bool(process.get("terminal", False)) if isinstance(process, Mapping) else False
+
+
+class Container:
+    """A container: its record in containerd and its bundle directory.
+
+    Obtain one from ``Client.new_container``, ``Client.load_container`` or ``Client.containers``.
+    """
+
+    def __init__(self, client: Client, info: ContainerInfo) -> None:
+        self._client = client
+        self._info = info
+
+    @property
+    def id(self) -> str:
+        """The container id."""
+        return self._info.id
+
+    @property
+    def info(self) -> ContainerInfo:
+        """The record as last fetched (see :meth:`reload`)."""
+        return self._info
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The OCI runtime spec."""
+        spec = self._info.spec
+        return dict(spec) if isinstance(spec, Mapping) else {}
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The container's labels."""
+        return self._info.labels
+
+    @property
+    def bundle_dir(self) -> str:
+        """The directory holding the process FIFOs (``""`` if the container has none recorded)."""
+        return self._info.labels.get(BUNDLE_LABEL, "")
+
+    def __repr__(self) -> str:
+        return f"Container(id={self.id!r}, bundle_dir={self.bundle_dir!r})"
+
+    def reload(self, *, timeout: float | None = None) -> Container:
+        """Fetch the record again; returns self."""
+        self._info = _get(self._client, self.id, timeout)
+        return self
+
+    def _io_ids(self) -> tuple[int, int]:
+        return spec_user(self.spec)
+
+    def _fifo_dir(self) -> str:
+        if not self.bundle_dir:
+            raise errors.FailedPreconditionError(
+                f"container {self.id!r} has no {BUNDLE_LABEL} label: create it with Client.new_container"
+            )
+        return self.bundle_dir
+
+    def _task_options(self) -> Any:
+        from pycontainerd._proto.runc.options import oci_pb2
+
+        uid, gid = self._io_ids()
+        options = self._info.runtime.options
+        if isinstance(options, oci_pb2.Options):
+            clone = oci_pb2.Options()
+            clone.CopyFrom(options)
+            clone.io_uid, clone.io_gid = uid, gid
+            return clone
+        if self._info.runtime.name in _RUNC_RUNTIMES and options is None:
+            return oci_pb2.Options(io_uid=uid, io_gid=gid)
+        return options
+
+    def new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,
+                 timeout: float | None = None) -> Task:
+        """Create the container's task (not started; arm ``task.wait()`` then ``task.start()``).
+
+        The FIFOs ``<bundle>/<id>-stdin|-stdout|-stderr`` (per the stdin/terminal
+        matrix) are created and opened before the Create RPC; the runc options
+        carry ``io_uid``/``io_gid`` = the host ids of the container's root.
+
+        Args:
+            stdio: How stdio is wired (default: :func:`pycontainerd.stdio.null`).
+            checkpoint_dir: Restore from a CRIU checkpoint directory.
+            timeout: Deadline of the Create RPC.
+
+        Returns:
+            The created task.
+
+        Raises:
+            ConflictError: The container already has a task.
+        """
+        stdio = stdio if stdio is not None else null()
+        terminal = _spec_terminal(self.spec)
+        fifos = stdio.fifo_set(self._fifo_dir(), self.id, terminal=terminal)
+        checkpoint = None
+        if checkpoint_dir is not None:
+            raise NotImplementedError("restore from a checkpoint directory is not supported yet")
+        io = stdio.open(fifos)
+        try:
+            pid = self._client.api.tasks.create(
+                self.id, stdin=io.stdin_path, stdout=io.stdout_path, stderr=io.stderr_path,
+                terminal=terminal, checkpoint=checkpoint, options=self._task_options(), timeout=timeout,
+            )
+        except errors.AlreadyExistsError as err:
+            io.cancel()
+            io.close()
+            raise errors.ConflictError(f"container {self.id!r} already has a task") from err
+        except BaseException:
+            io.cancel()
+            io.close()
+            raise
+        task = Task(self._client, self.id, io, pid=pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
+        # The process exists from Create on: CloseIO may be sent from now (libcontainerd's stdinCloseSync).
+        io.set_stdin_closer(task._close_io)
+        return task
+
+    def task(self, *, timeout: float | None = None) -> Task:
+        """The container's task without attaching its IO.
+
+        Raises:
+            NotFoundError: The container has no task.
+        """
+        info = self._client.api.tasks.get(self.id, timeout=timeout)
+        io = ProcessIO(None, None)
+        io.done.set_result(None)
+        return Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
+
+    def attach_task(self, stdio: Stdio, *, timeout: float | None = None) -> Task:
+        """Reattach to the running task (after this process restarted): reopen its FIFOs.
+
+        The FIFO paths come from Tasks/Get. No IO is attached when the task's
+        status is UNKNOWN (its shim is unreachable). Only one reader per FIFO
+        should exist: detach or close any other client first.
+
+        Raises:
+            NotFoundError: The container has no task.
+        """
+        info = self._client.api.tasks.get(self.id, timeout=timeout)
+        fifos = None
+        if info.status is not Status.UNKNOWN and info.stdout and stdio.needs_fifos:
+            fifos = FIFOSet.from_paths(
+                stdin=(info.stdin or None) if stdio.stdin else None,
+                stdout=info.stdout,
+                stderr=(info.stderr or None) if not info.terminal else None,
+                terminal=info.terminal,
+            )
+        io = stdio.open(fifos)
+        task = Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
+        io.set_stdin_closer(task._close_io)
+        return task
+
+    def delete(self, *, timeout: float | None = None) -> None:
+        """Delete the container and remove its bundle dir (``LIBCONTAINERD_NOCLEAN=1`` keeps it).
+
+        Raises:
+            FailedPreconditionError: It still has a task (checked first).
+        """
+        try:
+            self._client.api.tasks.get(self.id, timeout=timeout)
+        except errors.NotFoundError:
+            pass
+        else:
+            raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
+        self._client.api.containers.delete(self.id, timeout=timeout)
+        if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
+            _remove_bundle(self.bundle_dir, self.id)
+
+
+def _remove_bundle(path: str, container_id: str) -> None:
+    # The label is data from the daemon: only remove a directory that is
+    # plausibly this container's bundle (absolute, named after the id).
+    if not path or not os.path.isabs(path):
+        return
+    name = os.path.basename(path.rstrip("/"))
+    if name != container_id and not name.startswith(container_id + "."):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)
+
+
+def _get(client: Client, id: str, timeout: float | None) -> ContainerInfo:
+    try:
+        return client.api.containers.get(id, timeout=timeout)
+    except errors.NotFoundError as err:
+        raise errors.NotFoundError(f"no such container: {id}", code=err.code) from err
+
+
+def load_container(client: Client, id: str, *, timeout: float | None = None) -> Container:
+    """See ``Client.load_container``."""
+    _validate.identifier(id, "container id")
+    return Container(client, _get(client, id, timeout))
+
+
+def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str = DEFAULT_RUNTIME,
+                  runtime_options: Any = None, bundle_dir: str | None = None,
+                  labels: Mapping[str, str] | None = None, state_dir: str | None = None,
+                  timeout: float | None = None) -> Container:
+    """See ``Client.new_container``."""
+    _validate.identifier(id, "container id")
+    if not isinstance(spec, Mapping):
+        raise TypeError("spec must be an OCI runtime spec mapping (see pycontainerd.oci.build)")
+    uid, gid = spec_user(spec)  # validates the id maps: never silently root
+    if bundle_dir is None:
+        root = _validate.absolute_path(state_dir or default_state_dir(), "state dir")
+        bundle_dir = os.path.join(root, client.namespace, id)
+    else:
+        bundle_dir = _validate.absolute_path(bundle_dir, "bundle dir")
+    existed = os.path.lexists(bundle_dir)
+    path = prepare_bundle_dir(bundle_dir, uid, gid)
+    if not existed and (uid, gid) == (0, 0):
+        # Only the runtime (root) opens the FIFOs: keep the directory private.
+        os.chmod(path, 0o700)
+    all_labels = dict(labels or {})
+    all_labels[BUNDLE_LABEL] = path
+    try:
+        info = client.api.containers.create(
+            id, spec=spec, runtime=runtime, runtime_options=runtime_options, labels=all_labels, timeout=timeout
+        )
+    except errors.AlreadyExistsError as err:
+        raise errors.ConflictError(f"id already in use: {id}") from err
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path)
+        raise
+    return Container(client, info)

@@ -1,0 +1,139 @@
+"""``pycontainerd.run``: run a command in a fresh container, like ``subprocess.run``.
+
+Example:
+    >>> result = pycontainerd.run(["sh", "-c", "echo hi; exit 3"], rootfs="/srv/busybox",
+    ...                           capture_output=True)
+    >>> result.returncode, result.stdout
+    (3, b'hi\\n')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pycontainerd import _stdio, errors, oci
+from pycontainerd.container import new_container
+
+if TYPE_CHECKING:
+    from pycontainerd.client import Client
+
+__all__ = ["CompletedContainer", "run"]
+
+
+@dataclass(frozen=True)
+class CompletedContainer:
+    """What :func:`run` returns, shaped like ``subprocess.CompletedProcess``.
+
+    Attributes:
+        args: The command.
+        returncode: The exit status (128 + N when killed by signal N, as containerd reports it).
+        stdout: Captured stdout, or ``None`` when not captured.
+        stderr: Captured stderr, or ``None`` when not captured (always ``None`` with a tty).
+        container_id: The (already deleted) container's id.
+    """
+
+    args: Sequence[str]
+    returncode: int
+    stdout: bytes | None = None
+    stderr: bytes | None = None
+    container_id: str = ""
+
+    def check_returncode(self) -> None:
+        """Raise :class:`~pycontainerd.errors.ContainerError` if the exit status is non-zero."""
+        if self.returncode:
+            raise errors.ContainerError(self.container_id, self.returncode, self.stderr)
+
+
+def run(
+    args: Sequence[str],
+    *,
+    rootfs: str | os.PathLike[str],
+    stdin: bytes | int | Any | None = None,
+    stdout: int | Any | None = None,
+    stderr: int | Any | None = None,
+    capture_output: bool = False,
+    check: bool = False,
+    tty: bool = False,
+    env: Mapping[str, str] | Sequence[str] | None = None,
+    cwd: str = "/",
+    user: str | int | tuple[int, int] | None = None,
+    hostname: str | None = None,
+    timeout: float | None = None,
+    client: Client | None = None,
+    spec_options: Mapping[str, Any] | None = None,
+) -> CompletedContainer:
+    """Run ``args`` in a new container on ``rootfs`` and wait for it, then delete the container.
+
+    Args:
+        args: The command line.
+        rootfs: The root filesystem directory (absolute).
+        stdin: Bytes, or an fd/file/socket read to EOF; ``None``: no stdin.
+        stdout: An fd or file object for stdout (``None``: discarded unless captured).
+        stderr: An fd or file object for stderr.
+        capture_output: Capture stdout and stderr into the result.
+        check: Raise :class:`~pycontainerd.errors.ContainerError` on a non-zero exit.
+        tty: Give the process a terminal (stdout and stderr are then one stream).
+        env: Extra environment.
+        cwd: Working directory.
+        user: ``"uid[:gid]"``, an int uid or ``(uid, gid)``.
+        hostname: The container's hostname.
+        timeout: Seconds before the container is killed (``TimeoutError`` is then raised).
+        client: The client to use; default: one from ``CONTAINERD_ADDRESS``/``CONTAINERD_NAMESPACE``.
+        spec_options: Further keyword options for :func:`pycontainerd.oci.build`.
+
+    Returns:
+        The completed container.
+
+    Raises:
+        ContainerError: ``check`` is set and the exit status is non-zero.
+        TimeoutError: The timeout expired (the container was killed and removed).
+        ValueError: Conflicting or invalid arguments.
+    """
+    if capture_output and (stdout is not None or stderr is not None):
+        raise ValueError("stdout and stderr arguments may not be used with capture_output")
+    own_client = client is None
+    if client is None:
+        from pycontainerd.client import Client
+
+        client = Client()
+    container_id = f"pcd-run-{uuid.uuid4().hex[:16]}"
+    options = dict(spec_options or {})
+    spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd, user=user, tty=tty,
+                     hostname=hostname, namespace=client.namespace, container_id=container_id, **options)
+    if capture_output:
+        stdio = _stdio.capture(stdin)
+    else:
+        stdio = _stdio.streams(stdin, stdout, stderr)
+    try:
+        container = new_container(client, container_id, spec)
+        try:
+            task = container.new_task(stdio=stdio)
+            try:
+                exited = task.wait()
+                task.start()
+                try:
+                    status = exited.result(timeout)
+                except FutureTimeout:
+                    with contextlib.suppress(errors.ContainerdError):
+                        task.kill(signal.SIGKILL, all=True)
+                    raise TimeoutError(f"container {container_id!r} did not exit within {timeout} s") from None
+            finally:
+                with contextlib.suppress(errors.ContainerdError):
+                    task.force_delete()
+            result = CompletedContainer(list(args), status.code, task.io.stdout_data, task.io.stderr_data,
+                                        container_id)
+        finally:
+            container.delete()
+    finally:
+        if own_client:
+            client.close()
+    if check:
+        result.check_returncode()
+    return result

@@ -1,0 +1,447 @@
+"""``Task`` and ``Process``: a container's init process and the processes exec'd into it.
+
+The object model is containerd's Go client (``client/task.go``,
+``client/process.go``) with libcontainerd's semantics:
+
+* ``wait()`` can and should be armed before ``start()``; its future resolves
+  only after the process exited **and** its stdout/stderr reached EOF, so the
+  last byte is in the caller's sink before the exit is reported.
+* ``close_stdin()`` closes the client's FIFO end and then sends ``CloseIO``
+  (the shim keeps its own writer, so only CloseIO gives the process EOF); if
+  the process does not exist yet, CloseIO is sent as soon as it does.
+* ``delete()`` refuses a running process locally (``Tasks/Get`` first), drains
+  and closes the IO, and removes the FIFOs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal as _signal
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
+from typing import TYPE_CHECKING, Any
+
+from pycontainerd import _validate, errors
+from pycontainerd._stdio import ProcessIO, Stdio
+from pycontainerd.api.types import DeleteResult, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
+
+if TYPE_CHECKING:
+    from pycontainerd.client import Client
+
+__all__ = ["ExitStatus", "Process", "Task"]
+
+#: How long a failed exec start's cleanup may take (libcontainerd: 45 s, independent of the caller).
+EXEC_CLEANUP_TIMEOUT = 45.0
+#: How long ``delete()`` lets the output of an exited process drain before cutting it off.
+DELETE_DRAIN_TIMEOUT = 2.0
+#: Default drain timeout of an exec'd process's ``wait()``: a background child may hold its stdout.
+EXEC_DRAIN_TIMEOUT = 5.0
+_STOPPED_OR_GONE = (Status.STOPPED, Status.UNKNOWN)
+
+
+def _settle(future: Future[ExitStatus], *, result: ExitStatus | None = None,
+            exception: BaseException | None = None) -> None:
+    # Whichever of "drained" and "drain timeout" comes second loses quietly.
+    with contextlib.suppress(InvalidStateError):
+        if exception is not None:
+            future.set_exception(exception)
+        elif result is not None:
+            future.set_result(result)
+
+
+class Process:
+    """A process exec'd into a task (and the base of :class:`Task`).
+
+    Not created directly: see :meth:`Task.exec`.
+    """
+
+    def __init__(self, client: Client, container_id: str, exec_id: str, io: ProcessIO, *,
+                 pid: int = 0, drain_timeout: float | None = EXEC_DRAIN_TIMEOUT) -> None:
+        self._client = client
+        self._container_id = container_id
+        self._exec_id = exec_id
+        self._io = io
+        self._pid = pid
+        self._drain_timeout = drain_timeout
+        self._lock = threading.Lock()
+        self._deleted = False
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def container_id(self) -> str:
+        """The container this process runs in."""
+        return self._container_id
+
+    @property
+    def id(self) -> str:
+        """The process id: the exec id, or the container id for the init process."""
+        return self._exec_id or self._container_id
+
+    @property
+    def exec_id(self) -> str:
+        """The exec id (``""`` for the init process)."""
+        return self._exec_id
+
+    @property
+    def pid(self) -> int:
+        """The host pid (0 before the process was created/started)."""
+        return self._pid
+
+    @property
+    def io(self) -> ProcessIO:
+        """The live stdio (captured output is on ``io.stdout_data``/``io.stderr_data``)."""
+        return self._io
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(container_id={self._container_id!r}, id={self.id!r}, pid={self._pid})"
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self, *, timeout: float | None = None) -> int:
+        """Start the process.
+
+        Arm :meth:`wait` first, so a fast exit is never missed. If starting
+        fails, the process is deleted (with its own 45 s deadline, whatever the
+        caller's) and its FIFOs removed before the error is raised.
+
+        Returns:
+            The pid.
+
+        Raises:
+            ContainerdError: The mapped refusal (e.g. the binary does not exist).
+        """
+        try:
+            self._pid = self._client.api.tasks.start(self._container_id, self._exec_id, timeout=timeout)
+        except BaseException:
+            self._cleanup_failed_start()
+            raise
+        self._io.set_stdin_closer(self._close_io)
+        return self._pid
+
+    def _cleanup_failed_start(self) -> None:
+        self._io.cancel()
+        with contextlib.suppress(errors.ContainerdError):
+            self._client.api.tasks.delete_process(
+                self._container_id, self._exec_id, timeout=EXEC_CLEANUP_TIMEOUT
+            )
+        self._io.close()
+        self._deleted = True
+
+    def wait(self, *, drain_timeout: float | None | object = ..., timeout: float | None = None
+             ) -> Future[ExitStatus]:
+        """Arm a wait for the process's exit (call it before :meth:`start`).
+
+        The future resolves with the :class:`ExitStatus` once the process has
+        exited and its stdout/stderr have been drained to EOF. If the output is
+        still held open ``drain_timeout`` seconds after the exit (a background
+        child inherited it), the IO is cancelled and the future raises
+        :class:`~pycontainerd.errors.DrainTimeoutError`, whose ``status`` is the
+        exit status.
+
+        Args:
+            drain_timeout: Seconds to wait for EOF after the exit; ``None``: no limit.
+                Default: no limit for a task's init process, 5 s for an exec.
+            timeout: Deadline of the Wait RPC itself (default: none).
+
+        Returns:
+            A future of the exit status. ``result()`` raises
+            :class:`~pycontainerd.errors.ConnectionLostError` if the daemon went
+            away (wait again once it serves), ``NotFoundError`` if the process
+            was deleted.
+        """
+        limit = self._drain_timeout if drain_timeout is ... else drain_timeout
+        if limit is not None and not isinstance(limit, (int, float)):
+            raise TypeError("drain_timeout must be a number of seconds or None")
+        rpc = self._client.api.tasks.wait_future(self._container_id, self._exec_id, timeout=timeout)
+        result: Future[ExitStatus] = Future()
+        result.set_running_or_notify_cancel()
+
+        def on_exit(done: Future[ExitStatus]) -> None:
+            try:
+                status = done.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                _settle(result, exception=exc)
+                return
+            drained = self._io.done
+            timer: threading.Timer | None = None
+            if not drained.done() and limit is not None:
+                def expire() -> None:
+                    if drained.done():
+                        return
+                    self._io.cancel()
+                    err = errors.DrainTimeoutError(
+                        f"process {self.id!r} exited with status {status.code} but its output was still "
+                        f"held open after {limit} s (a background process inherited it?)"
+                    )
+                    err.status = status  # type: ignore[attr-defined]
+                    _settle(result, exception=err)
+
+                timer = threading.Timer(float(limit), expire)
+                timer.daemon = True
+                timer.start()
+
+            def on_drained(_: Future[None]) -> None:
+                if timer is not None:
+                    timer.cancel()
+                _settle(result, result=status)
+
+            drained.add_done_callback(on_drained)
+
+        rpc.add_done_callback(on_exit)
+        return result
+
+    def kill(self, signal: int | str = _signal.SIGTERM, *, timeout: float | None = None) -> None:
+        """Send a signal to the process.
+
+        Args:
+            signal: A number (1..64), a ``signal.Signals`` or a name (``"KILL"``, ``"SIGTERM"``).
+            timeout: Deadline in seconds.
+
+        Raises:
+            ValueError: An invalid signal (checked before any RPC).
+            NotFoundError: The process is gone.
+        """
+        self._client.api.tasks.kill(self._container_id, _validate.signal_number(signal),
+                                    exec_id=self._exec_id, timeout=timeout)
+
+    def resize(self, width: int, height: int, *, timeout: float | None = None) -> None:
+        """Resize the process's terminal (a no-op in the shim without one).
+
+        Raises:
+            ValueError: A size outside 0..65535 (checked before any RPC).
+        """
+        width, height = _validate.terminal_size(width, height)
+        self._client.api.tasks.resize_pty(self._container_id, width, height, exec_id=self._exec_id,
+                                          timeout=timeout)
+
+    def close_stdin(self) -> None:
+        """Give the process EOF on stdin: close the client's end, then CloseIO. Idempotent."""
+        self._io.close_stdin()
+
+    def _close_io(self) -> None:
+        try:
+            self._client.api.tasks.close_io(self._container_id, exec_id=self._exec_id)
+        except errors.NotFoundError:
+            pass  # already exited: nothing left to close
+        except errors.ContainerdError as err:
+            if "transport is closing" not in err.details:
+                raise
+
+    def status(self, *, timeout: float | None = None) -> TaskInfo:
+        """The process's current state (Tasks/Get)."""
+        return self._client.api.tasks.get(self._container_id, self._exec_id, timeout=timeout)
+
+    def delete(self, *, timeout: float | None = None) -> ExitStatus:
+        """Delete the exited process, closing its IO and removing its FIFOs.
+
+        Raises:
+            FailedPreconditionError: It is still running (checked with Tasks/Get first).
+        """
+        info = self.status(timeout=timeout)
+        if info.status not in _STOPPED_OR_GONE and not (info.status is Status.CREATED and not info.pid):
+            raise errors.FailedPreconditionError(
+                f"{self._kind} must be stopped before deletion: {info.status.value}",
+                code=None,
+            )
+        return self._delete(timeout)
+
+    @property
+    def _kind(self) -> str:
+        return "process"
+
+    def _delete_rpc(self, timeout: float | None) -> DeleteResult:
+        return self._client.api.tasks.delete_process(self._container_id, self._exec_id, timeout=timeout)
+
+    def _delete(self, timeout: float | None) -> ExitStatus:
+        # Let what the process wrote reach the sink before the FIFOs go away.
+        self._io.wait(DELETE_DRAIN_TIMEOUT)
+        self._io.cancel()
+        result = self._delete_rpc(timeout)
+        self._io.close()
+        self._deleted = True
+        return result.exit
+
+    def detach(self) -> None:
+        """Stop copying and close this client's FIFO ends, leaving the process and its FIFOs.
+
+        Another client (or this one, after a restart) can attach again.
+        """
+        self._io.detach()
+
+
+class Task(Process):
+    """A container's task: its init process, plus the operations on the whole container.
+
+    Created by ``Container.new_task()`` (not started), or found with
+    ``Container.task()``/``Container.attach_task()``.
+    """
+
+    def __init__(self, client: Client, container_id: str, io: ProcessIO, *, pid: int = 0,
+                 bundle_dir: str = "", io_ids: tuple[int, int] = (0, 0)) -> None:
+        super().__init__(client, container_id, "", io, pid=pid, drain_timeout=None)
+        self._bundle_dir = bundle_dir
+        self._io_ids = io_ids
+
+    @property
+    def _kind(self) -> str:
+        return "task"
+
+    def start(self, *, timeout: float | None = None) -> int:
+        """Start the init process (arm :meth:`wait` first).
+
+        On failure the created task is killed and deleted and its FIFOs removed.
+
+        Returns:
+            The pid.
+        """
+        try:
+            self._pid = self._client.api.tasks.start(self._container_id, timeout=timeout)
+        except BaseException:
+            self._cleanup_failed_start()
+            raise
+        return self._pid
+
+    def _cleanup_failed_start(self) -> None:
+        self._io.cancel()
+        with contextlib.suppress(errors.ContainerdError):
+            self._force_delete_rpc(EXEC_CLEANUP_TIMEOUT)
+        self._io.close()
+        self._deleted = True
+
+    def _delete_rpc(self, timeout: float | None) -> DeleteResult:
+        return self._client.api.tasks.delete(self._container_id, timeout=timeout)
+
+    def kill(self, signal: int | str = _signal.SIGTERM, *, all: bool = False,
+             timeout: float | None = None) -> None:
+        """Send a signal to the init process, or with ``all=True`` to every process of the task.
+
+        Raises:
+            ValueError: An invalid signal (checked before any RPC).
+            NotFoundError: The task is gone or not running.
+        """
+        self._client.api.tasks.kill(self._container_id, _validate.signal_number(signal), all=all,
+                                    timeout=timeout)
+
+    def force_delete(self, *, timeout: float = 30.0) -> ExitStatus:
+        """Kill every process of the task (SIGKILL), wait for the exit, delete the task.
+
+        Returns:
+            How the init process ended.
+        """
+        result = self._force_delete_rpc(timeout)
+        self._io.close()
+        self._deleted = True
+        return result.exit
+
+    def _force_delete_rpc(self, timeout: float) -> DeleteResult:
+        tasks = self._client.api.tasks
+        exited = tasks.wait_future(self._container_id, timeout=timeout)
+        try:
+            tasks.kill(self._container_id, _signal.SIGKILL, all=True, timeout=timeout)
+        except (errors.NotFoundError, errors.FailedPreconditionError):
+            pass  # already exited, or never started
+        with contextlib.suppress(errors.ContainerdError, TimeoutError):
+            exited.result(timeout)
+        self._io.wait(DELETE_DRAIN_TIMEOUT)
+        self._io.cancel()
+        return tasks.delete(self._container_id, timeout=timeout)
+
+    def pause(self, *, timeout: float | None = None) -> None:
+        """Freeze every process of the task."""
+        self._client.api.tasks.pause(self._container_id, timeout=timeout)
+
+    def resume(self, *, timeout: float | None = None) -> None:
+        """Thaw a paused task."""
+        self._client.api.tasks.resume(self._container_id, timeout=timeout)
+
+    def pids(self, *, timeout: float | None = None) -> list[int]:
+        """Every pid in the task's cgroup."""
+        return [p.pid for p in self._client.api.tasks.list_pids(self._container_id, timeout=timeout)]
+
+    def summary(self, *, timeout: float | None = None) -> list[ProcessInfo]:
+        """Every process of the task with its decoded details (exec id for runc)."""
+        return self._client.api.tasks.list_pids(self._container_id, timeout=timeout)
+
+    def stats(self, *, timeout: float | None = None) -> Metric:
+        """The task's cgroup metrics (``io.containerd.cgroups.v1`` or ``.v2`` decoded).
+
+        Raises:
+            NotFoundError: The task is gone.
+            ContainerdError: The daemon returned no metrics for a live task.
+        """
+        metrics = self._client.api.tasks.metrics([f"id=={self._container_id}"], timeout=timeout)
+        if metrics:
+            return metrics[0]
+        self.status(timeout=timeout)  # NotFound if the task is gone
+        raise errors.UnknownError(f"no metrics received for task {self._container_id!r}")
+
+    def update_resources(self, resources: Mapping[str, Any], *, timeout: float | None = None) -> None:
+        """Change the task's resources (an OCI ``LinuxResources`` dict, e.g. ``{"memory": {"limit": N}}``)."""
+        if not isinstance(resources, Mapping):
+            raise TypeError("resources must be an OCI LinuxResources mapping")
+        self._client.api.tasks.update(self._container_id, resources=resources, timeout=timeout)
+
+    def checkpoint(self, directory: str, *, exit: bool = False, timeout: float | None = None) -> None:
+        """Checkpoint the task with CRIU, writing the images into ``directory``.
+
+        The task is paused around the checkpoint (and resumed unless ``exit``).
+
+        Raises:
+            ContainerdError: CRIU failed or is unavailable (mapped from the shim's error).
+        """
+        from pycontainerd._proto.runc.options import oci_pb2
+
+        path = _validate.absolute_path(directory, "checkpoint directory")
+        info = self.status(timeout=timeout)
+        paused_here = False
+        if info.status is Status.RUNNING:
+            self.pause(timeout=timeout)
+            paused_here = True
+        try:
+            options = oci_pb2.CheckpointOptions(exit=exit, image_path=path)
+            self._client.api.tasks.checkpoint(self._container_id, options=options, timeout=timeout)
+        finally:
+            if paused_here and not exit:
+                with contextlib.suppress(errors.NotFoundError):
+                    self.resume(timeout=timeout)
+
+    def exec(self, exec_id: str, process_spec: Mapping[str, Any], *, stdio: Stdio,
+             drain_timeout: float | None = EXEC_DRAIN_TIMEOUT, timeout: float | None = None) -> Process:
+        """Add a process to the running task (created, not started: call ``start()``).
+
+        Args:
+            exec_id: A new id, unique in the task (containerd's identifier rules).
+            process_spec: An OCI process dict (see :func:`pycontainerd.oci.process`).
+            stdio: How its stdio is wired; FIFOs ``<bundle>/<exec_id>-std*``.
+            drain_timeout: Default drain timeout of the process's ``wait()``.
+            timeout: Deadline of the Exec RPC.
+
+        Returns:
+            The process.
+
+        Raises:
+            ValueError: A bad exec id or spec (before any RPC or FIFO).
+            ConflictError: The exec id is in use.
+        """
+        _validate.identifier(exec_id, "exec id")
+        if not isinstance(process_spec, Mapping) or not process_spec.get("args"):
+            raise ValueError("process_spec must be an OCI process mapping with non-empty 'args'")
+        terminal = bool(process_spec.get("terminal", False))
+        fifos = stdio.fifo_set(self._bundle_dir, exec_id, terminal=terminal)
+        io = stdio.open(fifos)
+        try:
+            self._client.api.tasks.exec(
+                self._container_id, exec_id, process_spec,
+                stdin=io.stdin_path, stdout=io.stdout_path, stderr=io.stderr_path,
+                terminal=terminal, timeout=timeout,
+            )
+        except errors.AlreadyExistsError as err:
+            io.cancel()
+            io.close()
+            raise errors.ConflictError(f"id already in use: exec {exec_id!r}") from err
+        except BaseException:
+            io.cancel()
+            io.close()
+            raise
+        return Process(self._client, self._container_id, exec_id, io, drain_timeout=drain_timeout)
+

@@ -198,7 +198,9 @@ static void enlarge_pipe(int fd, long max)
 struct listener {
     int fd;
     int dirfd;
-    const char *base;
+    const char *base; /* the published name, in dirfd */
+    const char *name; /* the name the socket file has now: tmp, then base */
+    char tmp[32];
     dev_t dev;
     ino_t ino;
     int created;
@@ -208,10 +210,10 @@ struct listener {
 static void listener_remove(struct listener *l)
 {
     struct stat st;
-    if (l->created && fstatat(l->dirfd, l->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (l->created && fstatat(l->dirfd, l->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         st.st_dev == l->dev && st.st_ino == l->ino) {
-        if (unlinkat(l->dirfd, l->base, 0) < 0)
-            logmsg("unlink %s: %s", l->base, strerror(errno));
+        if (unlinkat(l->dirfd, l->name, 0) < 0)
+            logmsg("unlink %s: %s", l->name, strerror(errno));
     }
     l->created = 0;
 }
@@ -226,10 +228,28 @@ static void listener_close(struct listener *l)
     l->fd = l->dirfd = -1;
 }
 
+/* Give the socket file its final name without replacing anything there. */
+static int publish(struct listener *l)
+{
+    if (renameat2(l->dirfd, l->tmp, l->dirfd, l->base, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* A filesystem without RENAME_NOREPLACE: link(2) never replaces either. */
+    if (linkat(l->dirfd, l->tmp, l->dirfd, l->base, 0) < 0)
+        return -1;
+    if (unlinkat(l->dirfd, l->tmp, 0) < 0)
+        logmsg("unlink %s: %s", l->tmp, strerror(errno));
+    return 0;
+}
+
 /* Create the listening socket at path, mode 0600, owned by owner.
- * Works on the parent directory's fd so that a path longer than sun_path is
- * reached through /proc/self/fd and the checks and removal act on the same
- * directory we bound in. Returns 0 or -1 (logged, nothing left behind). */
+ * The socket is bound under a temporary name, listening and verified before
+ * it is renamed into place, so a client that sees the path can connect
+ * (never ECONNREFUSED) and never finds a socket with the wrong owner or mode.
+ * Everything works on the parent directory's fd, so a path longer than
+ * sun_path is reached through /proc/self/fd and the checks and removal act
+ * on the directory we bound in. Returns 0 or -1 (logged, nothing left behind). */
 static int listener_open(struct listener *l, const char *path, uid_t owner)
 {
     char dir[PATH_MAX];
@@ -256,16 +276,23 @@ static int listener_open(struct listener *l, const char *path, uid_t owner)
         logmsg("open %s: %s", dir, strerror(errno));
         return -1;
     }
+    /* Our pid makes the name ours: a leftover can only be from a dead
+     * helper that had our pid, so it may go. */
+    snprintf(l->tmp, sizeof(l->tmp), ".pcd-handoff.%ld", (long)getpid());
+    l->name = l->tmp;
+    if (fstatat(l->dirfd, l->tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode))
+        unlinkat(l->dirfd, l->tmp, 0);
 
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
     int n;
-    if (strlen(path) < sizeof(addr.sun_path))
-        n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+    size_t dirlen = strlen(dir);
+    if (dirlen + 1 + strlen(l->tmp) < sizeof(addr.sun_path))
+        n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dlen == 1 && dir[0] == '/' ? "" : dir, l->tmp);
     else
-        n = snprintf(addr.sun_path, sizeof(addr.sun_path), "/proc/self/fd/%d/%s", l->dirfd, l->base);
+        n = snprintf(addr.sun_path, sizeof(addr.sun_path), "/proc/self/fd/%d/%s", l->dirfd, l->tmp);
     if (n < 0 || (size_t)n >= sizeof(addr.sun_path)) {
-        logmsg("socket name %s too long", l->base);
+        logmsg("socket address for %s too long", path);
         goto fail;
     }
 
@@ -274,37 +301,41 @@ static int listener_open(struct listener *l, const char *path, uid_t owner)
         logmsg("socket: %s", strerror(errno));
         goto fail;
     }
-    /* bind creates the file with mode 0777 & ~umask: 0600 from the start, so
-     * there is no window in which another user could connect. */
+    /* bind creates the file with mode 0777 & ~umask: 0600 from the start. */
     mode_t old = umask(0177);
     int rc = bind(l->fd, (struct sockaddr *)&addr, sizeof(addr));
     int saved = errno;
     umask(old);
     if (rc < 0) {
-        logmsg("bind %s: %s", path, strerror(saved));
+        logmsg("bind %s: %s", addr.sun_path, strerror(saved));
         goto fail;
     }
-    if (fstatat(l->dirfd, l->base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        logmsg("stat %s: %s", path, strerror(errno));
+    if (fstatat(l->dirfd, l->tmp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        logmsg("stat %s: %s", l->tmp, strerror(errno));
         goto fail;
     }
     l->dev = st.st_dev;
     l->ino = st.st_ino;
     l->created = 1;
-    if (st.st_uid != owner && fchownat(l->dirfd, l->base, owner, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0) {
-        logmsg("chown %s to %u: %s", path, (unsigned)owner, strerror(errno));
+    if (st.st_uid != owner && fchownat(l->dirfd, l->tmp, owner, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0) {
+        logmsg("chown %s to %u: %s", l->tmp, (unsigned)owner, strerror(errno));
         goto fail;
     }
     /* Verify rather than trust: the mode is what keeps other users out. */
-    if (fstatat(l->dirfd, l->base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode) ||
+    if (fstatat(l->dirfd, l->tmp, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode) ||
         (st.st_mode & 07777) != 0600 || st.st_uid != owner || st.st_dev != l->dev || st.st_ino != l->ino) {
-        logmsg("socket %s does not have mode 0600 and owner %u", path, (unsigned)owner);
+        logmsg("socket %s does not have mode 0600 and owner %u", l->tmp, (unsigned)owner);
         goto fail;
     }
     if (listen(l->fd, 16) < 0) {
         logmsg("listen: %s", strerror(errno));
         goto fail;
     }
+    if (publish(l) < 0) {
+        logmsg("rename %s to %s: %s", l->tmp, path, strerror(errno));
+        goto fail;
+    }
+    l->name = l->base;
     return 0;
 fail:
     listener_close(l);

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -253,6 +254,66 @@ def test_arguments_in_any_order(sock_dir: Path) -> None:
         s.close()
 
 
+def test_socket_appears_only_when_listening(sock_dir: Path) -> None:
+    # A client that races the start-up and connects the moment the path exists
+    # must never be refused: the socket is bound elsewhere and renamed in.
+    path = str(sock_dir / "h.sock")
+    outcomes: list[str] = []
+    for _ in range(20):
+        stop = threading.Event()
+
+        def race(stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                if os.path.lexists(path):
+                    try:
+                        handoff.receive(path, timeout=10).close()
+                        outcomes.append("ok")
+                    except OSError as exc:
+                        outcomes.append(repr(exc))
+                    return
+
+        t = threading.Thread(target=race)
+        t.start()
+        s = Shim(path)
+        try:
+            t.join()
+        finally:
+            stop.set()
+            t.join()
+            assert s.stop() == 0
+            s.close()
+        assert sorted(p.name for p in sock_dir.iterdir()) == []
+    assert outcomes == ["ok"] * 20
+
+
+def test_socket_is_renamed_into_place_never_created_there(sock_dir: Path) -> None:
+    # The deterministic half of the test above: the final name is only ever
+    # the target of a rename (done after listen), never created by bind.
+    libc = ctypes.CDLL(None, use_errno=True)
+    in_create, in_moved_to = 0x100, 0x80
+    ifd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    assert ifd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.inotify_add_watch(ifd, os.fsencode(sock_dir), in_create | in_moved_to) >= 0
+        s = Shim(str(sock_dir / "h.sock"))
+        try:
+            assert s.readiness == b"R"
+            events = []
+            buf = os.read(ifd, 65536)
+            while buf:
+                _wd, mask, _cookie, length = struct.unpack_from("iIII", buf)
+                name = buf[16 : 16 + length].rstrip(b"\0").decode()
+                events.append((name, mask & (in_create | in_moved_to)))
+                buf = buf[16 + length :]
+        finally:
+            assert s.stop() == 0
+            s.close()
+    finally:
+        os.close(ifd)
+    tmp = f".pcd-handoff.{s.pid}"
+    assert events == [(tmp, in_create), ("h.sock", in_moved_to)]
+
+
 def test_helper_holds_only_read_ends_and_no_stray_fds(shim: Shim) -> None:
     fds = helper_fds(shim.pid)
     assert (fds[0], fds[1]) == ("/dev/null", "/dev/null")
@@ -297,6 +358,7 @@ def test_existing_path_is_not_replaced(sock_dir: Path) -> None:
         assert s.readiness == b""
         assert s.wait() == 1
         assert path.read_bytes() == b"precious"
+        assert list(sock_dir.iterdir()) == [path]  # no temporary socket left either
     finally:
         s.close()
         path.unlink()

@@ -158,6 +158,13 @@ class ProcessIO:
         """Captured stderr (only with capture), available once drained."""
         return self._captured.get("stderr")
 
+    def process_created(self) -> None:
+        """Hook: the shim has set up the process's IO (after Tasks/Create, or an exec's Start).
+
+        FIFO-based IO needs nothing here; a strategy whose ends come from the
+        shim only once the process exists (the zero-copy handoff) connects now.
+        """
+
     # -- stdin ---------------------------------------------------------------
     def set_stdin_closer(self, callback: Callable[[], None]) -> None:
         """Register what to do after the client's stdin end closes (the task's CloseIO).

@@ -154,6 +154,14 @@ class Container:
             io.cancel()
             io.close()
             raise
+        try:
+            io.process_created()
+        except BaseException:
+            io.cancel()
+            with contextlib.suppress(errors.ContainerdError):
+                self._client.api.tasks.delete(self.id, timeout=timeout)
+            io.close()
+            raise
         task = Task(self._client, self.id, io, pid=pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
         # The process exists from Create on: CloseIO may be sent from now (libcontainerd's stdinCloseSync).
         io.set_stdin_closer(task._close_io)

@@ -112,6 +112,8 @@ class Process:
         """
         try:
             self._pid = self._client.api.tasks.start(self._container_id, self._exec_id, timeout=timeout)
+            # The shim opens an exec's IO at Start, not at Exec.
+            self._io.process_created()
         except BaseException:
             self._cleanup_failed_start()
             raise

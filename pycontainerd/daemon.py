@@ -28,9 +28,9 @@ whose command line has ``-address <our socket>``. Only the sockets those shims
 listened on are removed, and only directories that were created after the
 daemon first started and are empty.
 
-Readiness uses a raw ``grpc.health.v1.Health/Check`` call; removing tasks and
-containers goes through :func:`_controller` (today the ``ctr`` binary that
-ships with containerd), so this module needs no generated code.
+Readiness uses a raw ``grpc.health.v1.Health/Check`` call. Removing tasks and
+containers goes through :func:`_controller`: pycontainerd's own client when it
+imports, else containerd's ``ctr`` binary; neither is imported at module load.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 # HealthCheckResponse{status: SERVING}: field 1, varint 1.
@@ -369,6 +370,8 @@ class _Controller(Protocol):
 
     def delete_namespace(self, namespace: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class _CtrController:
     """:class:`_Controller` over containerd's own ``ctr`` command.
@@ -459,10 +462,80 @@ class _CtrController:
         # containerd's default cgroupsPath (/<namespace>/<id>) created.
         self._run(None, "namespaces", "rm", "--cgroup", namespace)
 
+    def close(self) -> None:
+        pass
+
+
+class _APIController(_CtrController):
+    """Tasks, containers and namespaces through pycontainerd's own client.
+
+    Images, leases, snapshots and content still go through ``ctr`` (inherited)
+    until the client wraps those services. Imported lazily: the daemon module
+    must work without the gRPC layer.
+    """
+
+    def __init__(self, address: str, ctr: str = "ctr", timeout: float = 60.0) -> None:
+        super().__init__(address, ctr, timeout)
+        from pycontainerd.client import Client
+        from pycontainerd.errors import ContainerdError, NotFoundError
+
+        self._client = Client(address, timeout=timeout)
+        self._errors = (ContainerdError, ValueError)
+        self._not_found = NotFoundError
+
+    def _api(self, namespace: str) -> Any:
+        return self._client.with_namespace(namespace).api
+
+    def _call(self, what: str, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except self._errors as exc:
+            raise RuntimeError(f"{what}: {exc}") from exc
+
+    def namespaces(self) -> list[str]:
+        return self._call("list namespaces", lambda: [n.name for n in self._client.api.namespaces.list()])
+
+    def tasks(self, namespace: str) -> list[_TaskEntry]:
+        infos = self._call("list tasks", lambda: self._api(namespace).tasks.list())
+        return [_TaskEntry(t.container_id or t.id, t.status.value.upper()) for t in infos]
+
+    def resume_task(self, namespace: str, task_id: str) -> None:
+        self._call(f"resume {task_id}", lambda: self._api(namespace).tasks.resume(task_id))
+
+    def force_delete_task(self, namespace: str, task_id: str) -> None:
+        tasks = self._api(namespace).tasks
+        try:
+            tasks.kill(task_id, signal.SIGKILL, all=True)
+        except self._not_found:
+            pass  # already exited: nothing to kill, still something to delete
+        except self._errors as exc:
+            raise RuntimeError(f"kill {task_id}: {exc}") from exc
+        self._call(f"wait {task_id}", lambda: tasks.wait(task_id, timeout=self._timeout))
+        self._call(f"delete {task_id}", lambda: tasks.delete(task_id))
+
+    def containers(self, namespace: str) -> list[str]:
+        return self._call("list containers", lambda: [c.id for c in self._api(namespace).containers.list()])
+
+    def delete_container(self, namespace: str, container_id: str) -> None:
+        # ctr's delete also removes the container's snapshot; so does this, through ctr.
+        snapshot = self._call(
+            f"get {container_id}", lambda: self._api(namespace).containers.get(container_id)
+        )
+        self._call(f"delete {container_id}", lambda: self._api(namespace).containers.delete(container_id))
+        if snapshot.snapshotter and snapshot.snapshot_key:
+            with contextlib.suppress(RuntimeError):
+                self.delete_snapshot(namespace, snapshot.snapshotter, snapshot.snapshot_key)
+
+    def close(self) -> None:
+        self._client.close()
+
 
 def _controller(address: str, *, ctr: str = "ctr") -> _Controller:
-    """The one place that picks how cleanup talks to containerd."""
-    return _CtrController(address, ctr)
+    """The one place that picks how cleanup talks to containerd: our client if present, else ctr."""
+    try:
+        return _APIController(address, ctr)
+    except ImportError:
+        return _CtrController(address, ctr)
 
 
 def _try(errors: list[str], what: str, action: Callable[..., object], *args: str) -> bool:
@@ -539,6 +612,13 @@ def purge_namespace(address: str, namespace: str, *, delete: bool = True, ctr: s
         One message per failed step (empty when everything went).
     """
     ctl = _controller(address, ctr=ctr)
+    try:
+        return _purge_namespace(ctl, namespace, delete=delete)
+    finally:
+        ctl.close()
+
+
+def _purge_namespace(ctl: _Controller, namespace: str, *, delete: bool) -> list[str]:
     errors = _purge_tasks_and_containers(ctl, namespace)
     if not delete:
         return errors
@@ -888,13 +968,15 @@ class _State:
         ctl = _controller(self.layout.address, ctr=self.ctr)
         try:
             namespaces = ctl.namespaces()
+            self.namespaces_seen.update(namespaces)
+            errors: list[str] = []
+            for namespace in namespaces:
+                errors += _purge_tasks_and_containers(ctl, namespace)
+            return errors
         except RuntimeError as exc:
             return [f"list namespaces: {exc}"]
-        self.namespaces_seen.update(namespaces)
-        errors: list[str] = []
-        for namespace in namespaces:
-            errors += _purge_tasks_and_containers(ctl, namespace)
-        return errors
+        finally:
+            ctl.close()
 
     def _end_shims(self, shim_timeout: float) -> list[str]:
         shims = [p for p in map(_Proc.of, find_shims(self.layout.address)) if p is not None]

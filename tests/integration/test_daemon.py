@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -415,6 +416,11 @@ def test_namespace_fixture_is_unique_and_purged_afterwards(containerd_address: s
     assert namespace.startswith("pcd-test-")
     assert namespace not in ctr(containerd_address, None, "namespaces", "list", "--quiet").stdout.split()
     testing.purge_namespace(containerd_address, namespace)  # idempotent on an absent namespace
+
+
+def test_client_fixture_is_bound_to_the_test_namespace(client: Any, namespace: str) -> None:
+    assert client.namespace == namespace
+    assert client.version().version
 
 
 def test_purge_namespace_removes_everything(containerd_address: str, rootfs: str, tmp_path: Path) -> None:

@@ -797,6 +797,7 @@ class _State:
     shared_checked: bool = False
     namespaces_seen: set[str] = field(default_factory=set)
     removed: bool = False
+    owner_pid: int = field(default_factory=os.getpid)
 
     # -- process --------------------------------------------------------------------------------
 
@@ -1110,6 +1111,8 @@ class _State:
 
 def _safety_net(state: _State) -> None:
     """Finalizer: whatever the owner forgot, leave no daemon, shim or directory behind."""
+    if os.getpid() != state.owner_pid:
+        return  # a forked child exiting must not tear down its parent's daemon
     try:
         state.close(stop_timeout=10, shim_timeout=5)
     except Exception as exc:  # at exit or in GC there is nobody to raise to

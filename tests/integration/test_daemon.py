@@ -148,6 +148,21 @@ def test_failed_start_reports_the_log(make_daemon: Callable[..., PrivateContaine
     assert daemon.pid is None
 
 
+def test_start_timeout_kills_and_reports_the_log(
+    make_daemon: Callable[..., PrivateContainerd], tmp_path: Path
+) -> None:
+    never_serves = tmp_path / "fake-containerd"
+    never_serves.write_text("#!/bin/sh\necho fake daemon up\nexec sleep 1000\n")
+    never_serves.chmod(0o755)
+    daemon = make_daemon(binary=str(never_serves))
+
+    with pytest.raises(DaemonError, match="did not serve") as info:
+        daemon.start(timeout=1)
+
+    assert "fake daemon up" in info.value.log_tail
+    assert daemon.pid is None
+
+
 def test_too_long_base_dir_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="107 bytes"):
         PrivateContainerd(tmp_path / ("x" * 100), safety_net=False)

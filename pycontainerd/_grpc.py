@@ -28,6 +28,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 import grpc
 
 from pycontainerd import errors
+from pycontainerd._proto.health.v1 import health_pb2
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -56,6 +57,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
+
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
 _MAX_IDENTIFIER = 76
@@ -183,7 +186,6 @@ class _SharedChannel:
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._pid = 0
-        self._connected = False
         self._closed = False
 
     def _check_usable(self) -> None:
@@ -218,46 +220,50 @@ class _SharedChannel:
                 self._pid = os.getpid()
             return self._channel
 
-    def ensure_connected(self) -> None:
-        """Wait (once per channel) until it is READY, failing fast on a refused connection.
-
-        Raises:
-            UnavailableError: No daemon answers on the socket within the connect timeout.
-            PermissionDeniedError: The socket exists but this user may not connect to it.
-        """
-        if self._connected:
-            self.check()
-            return
-        channel = self.get()
-        done = threading.Event()
-        last: list[grpc.ChannelConnectivity] = []
-
-        def on_state(state: grpc.ChannelConnectivity) -> None:
-            last.append(state)
-            if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
-                done.set()
-
-        channel.subscribe(on_state, try_to_connect=True)
-        try:
-            done.wait(self.connect_timeout)
-        finally:
-            channel.unsubscribe(on_state)
-        if last and last[-1] is grpc.ChannelConnectivity.READY:
-            self._connected = True
-            return
-        reason = (
-            "connection failed"
-            if done.is_set()
-            else f"not connected after {self.connect_timeout:g} s (connect timeout)"
-        )
-        raise socket_error(self.path, reason, grpc.StatusCode.UNAVAILABLE)
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
             channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
+
+
+def socket_problem(path: str) -> errors.ContainerdError | None:
+    """What the socket path shows is wrong, before or after a failed connection.
+
+    Args:
+        path: The containerd socket path.
+
+    Returns:
+        :class:`UnavailableError` (missing, not a socket), :class:`PermissionDeniedError`
+        (this user may not connect to it), or ``None`` when the path looks usable.
+    """
+    unavailable = grpc.StatusCode.UNAVAILABLE
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return errors.UnavailableError(
+            f"containerd socket {path} does not exist: is containerd running?", code=unavailable
+        )
+    except PermissionError:
+        return errors.PermissionDeniedError(
+            f"permission denied reaching containerd socket {path}: a parent directory is not searchable",
+            code=denied,
+        )
+    except OSError as err:
+        return errors.UnavailableError(f"containerd socket {path}: {err.strerror}", code=unavailable)
+    if not stat.S_ISSOCK(st.st_mode):
+        return errors.UnavailableError(f"{path} is not a unix socket", code=unavailable)
+    # access() checks the real uid/gid, which is who connect() is judged as here.
+    if not os.access(path, os.R_OK | os.W_OK):
+        return errors.PermissionDeniedError(
+            f"permission denied connecting to containerd socket {path} "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}, owner {st.st_uid}:{st.st_gid}; "
+            "run as root or as a member of the socket's group)",
+            code=denied,
+        )
+    return None
 
 
 def socket_error(path: str, details: str, code: grpc.StatusCode) -> errors.ContainerdError:
@@ -269,32 +275,15 @@ def socket_error(path: str, details: str, code: grpc.StatusCode) -> errors.Conta
         code: The status code grpc gave.
 
     Returns:
-        :class:`PermissionDeniedError` when the socket exists but this user may not open
-        it, otherwise :class:`UnavailableError` naming the socket and why.
+        :class:`PermissionDeniedError` when this user may not connect to the socket,
+        otherwise :class:`UnavailableError` naming the socket and, if known, why.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return errors.UnavailableError(
-            f"{details} (containerd socket {path} does not exist: is containerd running?)", code=code
-        )
-    except PermissionError:
-        return errors.PermissionDeniedError(
-            f"permission denied reaching containerd socket {path} (a parent directory is not searchable)",
-            code=grpc.StatusCode.PERMISSION_DENIED,
-        )
-    except OSError as err:
-        return errors.UnavailableError(f"{details} (containerd socket {path}: {err.strerror})", code=code)
-    if not stat.S_ISSOCK(st.st_mode):
-        return errors.UnavailableError(f"{details} ({path} is not a unix socket)", code=code)
-    if not os.access(path, os.R_OK | os.W_OK):
-        return errors.PermissionDeniedError(
-            f"permission denied connecting to containerd socket {path} "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}, owner {st.st_uid}:{st.st_gid}; "
-            "run as root or as a member of the socket's group)",
-            code=grpc.StatusCode.PERMISSION_DENIED,
-        )
-    return errors.UnavailableError(f"{details} (containerd socket {path})", code=code)
+    problem = socket_problem(path)
+    if problem is None:
+        return errors.UnavailableError(f"{details} (containerd socket {path})", code=code)
+    if isinstance(problem, errors.PermissionDeniedError):
+        return errors.PermissionDeniedError(f"{problem.details}: {details}", code=problem.code)
+    return errors.UnavailableError(f"{details} ({problem.details})", code=code)
 
 
 class CallFuture(concurrent.futures.Future[T]):
@@ -514,14 +503,42 @@ class Connection:
                 stub = self._stubs[factory] = factory(channel)
             return cast(T, stub)  # keyed by factory, so it is what factory built
 
-    def connect(self) -> None:
-        """Connect now instead of on the first call.
+    def connect(self, timeout: float | None = None) -> None:
+        """Wait until the daemon answers on the socket, instead of learning it on a later call.
+
+        Calls need not do this: the first call connects, and fails fast (UNAVAILABLE, mapped
+        with what the socket path shows) when nothing accepts. This waits for a daemon that
+        is still starting.
+
+        Args:
+            timeout: How long to wait, default the connection's connect timeout (10 s).
 
         Raises:
-            UnavailableError: Nothing accepts on the socket within the connect timeout.
+            UnavailableError: The socket is missing, not a socket, or no daemon serves on it
+                within the timeout.
             PermissionDeniedError: The socket is not accessible to this user.
         """
-        self._shared.ensure_connected()
+        self._shared.check()
+        limit = self._shared.connect_timeout if timeout is None else timeout
+        problem = socket_problem(self.address)
+        if problem is not None:
+            raise problem
+        check = self.channel.unary_unary(
+            _HEALTH_CHECK,
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            check(health_pb2.HealthCheckRequest(), timeout=limit, wait_for_ready=True)
+        except grpc.RpcError as err:
+            mapped = self.map_error(err)
+            if isinstance(mapped, errors.DeadlineExceededError):
+                found = socket_problem(self.address)
+                raise found or errors.UnavailableError(
+                    f"containerd at {self.address} is not serving after {limit:g} s (connect timeout)",
+                    code=grpc.StatusCode.UNAVAILABLE,
+                ) from err
+            raise mapped from err
 
     def map_error(self, err: grpc.RpcError, *, long_running: bool = False) -> errors.ContainerdError:
         """Map a grpc error, adding socket diagnostics to UNAVAILABLE.
@@ -568,10 +585,7 @@ class Connection:
         Raises:
             ContainerdError: The mapped failure (a subclass per status code).
         """
-        if wait_for_ready:
-            self._shared.check()
-        else:
-            self._shared.ensure_connected()
+        self._shared.check()
         try:
             return method(
                 request,
@@ -594,9 +608,9 @@ class Connection:
     ) -> CallFuture[T]:
         """Start a unary call and return a future of its converted result.
 
-        The channel is connected first (so connection errors raise here, not later) and the
-        call has been handed to grpc's core when this returns. Long-running calls get no
-        default deadline.
+        When this returns the call has been started on the channel (its request handed to
+        grpc's core), ahead of any call made afterwards on the same channel; connection
+        errors arrive through the future. Long-running calls get no default deadline.
 
         Args:
             method: A bound stub attribute, e.g. ``stub.Wait``.
@@ -611,9 +625,9 @@ class Connection:
             A :class:`CallFuture`.
 
         Raises:
-            ContainerdError: If the channel cannot connect.
+            ValueError: The connection was closed.
         """
-        self._shared.ensure_connected()
+        self._shared.check()
         deadline = self._deadline(timeout, None if long_running else self._timeout)
         call = method.future(request, timeout=deadline, metadata=tuple(metadata) or None)
         return CallFuture(call, convert, lambda err: self.map_error(err, long_running=long_running))
@@ -640,9 +654,9 @@ class Connection:
             A :class:`ResponseStream` of converted items.
 
         Raises:
-            ContainerdError: If the channel cannot connect.
+            ValueError: The connection was closed.
         """
-        self._shared.ensure_connected()
+        self._shared.check()
         call = method(request, timeout=timeout, metadata=tuple(metadata) or None)
         return ResponseStream(call, convert, lambda err: self.map_error(err, long_running=True))
 

@@ -132,8 +132,12 @@ def test_dead_socket_is_unavailable(tmp_path: Path) -> None:
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
     s.close()  # the file stays, nobody listens: connect() gets ECONNREFUSED
-    with contextlib.closing(Connection(path)) as c, pytest.raises(errors.UnavailableError) as info:
-        c.connect()
-    assert path in str(info.value)
+    with contextlib.closing(Connection(path)) as c:
+        stub = version_pb2_grpc.VersionStub(c.channel)
+        with pytest.raises(errors.UnavailableError) as info:
+            c.unary(stub.Version, empty_pb2.Empty())  # fails fast, no waiting for a daemon
+        assert path in str(info.value)
+        with pytest.raises(errors.UnavailableError, match=r"not serving after 0\.2 s"):
+            c.connect(timeout=0.2)  # connect() waits for a starting daemon, up to its timeout
     assert os.path.exists(path)
 

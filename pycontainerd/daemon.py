@@ -90,6 +90,7 @@ _DEFAULT_RUNC_ROOT = "/run/containerd/runc"
 _TASK_STATE = "io.containerd.runtime.v2.task"
 _STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _MNT_DETACH = 2
+_SO_ACCEPTCON = 0x10000
 _LOG_TAIL_LINES = 40
 # Marks a base dir this module created, so whoever closes the daemon (perhaps an
 # adopting object in another process) removes the directory itself too.
@@ -220,7 +221,7 @@ def _descendants(roots: Iterable[_Proc]) -> list[_Proc]:
 
 
 def _listening_socket_paths(pid: int) -> list[str]:
-    """Filesystem paths of the unix sockets process ``pid`` has open (its shim socket)."""
+    """Filesystem paths of the unix sockets process ``pid`` listens on (a shim's socket)."""
     inodes = set()
     with contextlib.suppress(OSError):
         for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -234,7 +235,11 @@ def _listening_socket_paths(pid: int) -> list[str]:
         for line in f:
             parts = line.split()
             # Num RefCount Protocol Flags Type St Inode [Path]; '@' marks abstract sockets.
-            if len(parts) >= 8 and parts[6] in inodes and parts[7].startswith("/"):
+            # Flags 0x10000 (__SO_ACCEPTCON) marks a listening socket: connections
+            # accepted on it show the same path but are not its to remove.
+            if len(parts) < 8 or parts[6] not in inodes or not parts[7].startswith("/"):
+                continue
+            if int(parts[3], 16) & _SO_ACCEPTCON:
                 paths.append(parts[7])
     return paths
 

@@ -307,6 +307,9 @@ def test_close_without_a_usable_daemon_ends_shims_by_pid(
     task_pid = run_detached(daemon, ns, "orphan", rootfs)
     ctr(daemon.address, ns, "tasks", "pause", "orphan")
     shims = daemon.shim_pids()
+    bundle = Path(daemon.state, "io.containerd.runtime.v2.task", ns, "orphan")
+    shim_socket = bundle.joinpath("address").read_text().strip().removeprefix("unix://")
+    assert os.path.exists(shim_socket)
     daemon.kill()
     # Without its metadata the daemon cannot be brought back to delete the task:
     # cleanup must fall back to killing the shim's process tree and runc delete.
@@ -318,6 +321,8 @@ def test_close_without_a_usable_daemon_ends_shims_by_pid(
     assert not any(alive(pid) for pid in shims)
     assert not os.path.exists(daemon.base_dir)
     assert not os.path.exists(cgroup_dir("pids", ns, "orphan"))
+    # The SIGKILLed shim could not remove its socket (in the shared /run/containerd/s).
+    assert not os.path.exists(shim_socket)
 
 
 def test_two_daemons_side_by_side(make_daemon: Callable[..., PrivateContainerd], rootfs: str) -> None:

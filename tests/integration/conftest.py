@@ -39,15 +39,6 @@ _ENV_ADDRESS = "PYCONTAINERD_TEST_ADDRESS"
 _SHIM_EXIT_DEADLINE = 30.0
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--containerd-address",
-        default=None,
-        help=f"run integration tests against this containerd socket (also ${_ENV_ADDRESS}) "
-        "instead of a private daemon",
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in item.path.parents:

@@ -585,7 +585,14 @@ def test_no_fd_growth_across_connections(shim: Shim) -> None:
     for _ in range(20):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.connect(shim.socket_path)
-    handoff.receive(shim.socket_path).close()  # the helper has processed all of the above
+    # A last connection read to EOF: the helper has closed its end, and, serving
+    # in order on one thread, every connection before it.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(shim.socket_path)
+        _msg, fds, _flags, _addr = socket.recv_fds(s, 64, 4)
+        for fd in fds:
+            os.close(fd)
+        assert s.recv(1) == b""
     assert helper_fds(shim.pid) == before
 
 

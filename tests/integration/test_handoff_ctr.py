@@ -10,6 +10,7 @@ read-only bind mount of the test data, so the expected bytes are known.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import shutil
@@ -208,6 +209,47 @@ def drain(pipes: handoff.HandoffPipes, tmp: Path) -> tuple[bytes, bytes]:
     return out_path.read_bytes(), err_path.read_bytes()
 
 
+def await_helper(sock: str, proc: subprocess.Popen[bytes]) -> None:
+    """Wait for the helper's socket; fail at once, with ctr's words, if ctr gives up first."""
+    while True:
+        try:
+            handoff.wait_socket(sock, 0.5)
+            return
+        except TimeoutError:
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                pytest.fail(f"ctr exited {proc.returncode} before the helper listened: {err!r}")
+
+
+def make_gate(ctr: Ctr, name: str) -> str:
+    """A FIFO the container reads before writing: holds it until the client has the pipes.
+
+    Otherwise output that fits in the pipe lets ``ctr run --rm`` finish, and
+    delete the task and its helper, before the test connects (a real client
+    receives between Create and Start).
+    """
+    path = ctr.data / name
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    os.mkfifo(path, 0o600)
+    return f"read go < /data/{name}; "
+
+
+def open_gate(ctr: Ctr, name: str, proc: subprocess.Popen[bytes]) -> None:
+    """Let the container go on, without blocking if it died before reading the gate."""
+    while True:
+        try:
+            fd = os.open(ctr.data / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:  # ENXIO: no reader yet
+            if exc.errno != errno.ENXIO or proc.poll() is not None:
+                raise
+            time.sleep(0.01)
+            continue
+        os.write(fd, b"go\n")
+        os.close(fd)
+        return
+
+
 def assert_gone(pid: int, socket_path: str) -> None:
     """The helper has exited (or is an unreaped zombie) and its socket is gone."""
     while True:
@@ -234,19 +276,22 @@ def test_run_byte_exact_both_streams(ctr: Ctr, io_dir: Path, tmp_path: Path, siz
     out = write_data(ctr, f"out-{size}", size, size)
     err = write_data(ctr, f"err-{size}", size // 2 + 1, ~size)
     sock = str(io_dir / "handoff.sock")
-    cmd = f"cat /data/out-{size} & cat /data/err-{size} >&2; wait"
+    cmd = make_gate(ctr, "gate") + f"cat /data/out-{size} & cat /data/err-{size} >&2; wait"
     proc = subprocess.Popen(
         ctr.argv("run", "--rm", "--log-uri", handoff.binary_uri(sock), *data_mount(ctr),
                  "--rootfs", ctr.rootfs, "c1", "/bin/sh", "-c", cmd),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        handoff.wait_socket(sock, 60)
+        await_helper(sock, proc)
         with handoff.receive(sock) as pipes:
             assert parent_exe(pipes.helper_pid) == "containerd-shim-runc-v2"
+            open_gate(ctr, "gate", proc)
             got_out, got_err = drain(pipes, tmp_path)
             helper = pipes.helper_pid
     finally:
+        if proc.poll() is None and sys.exc_info()[0] is not None:
+            proc.kill()  # the fixture kills the task
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     # ctr itself printed nothing: the output went through the helper only.
@@ -286,17 +331,21 @@ def test_exec_with_handoff(ctr: Ctr, io_dir: Path, tmp_path: Path) -> None:
     ctr.run("run", "-d", "--null-io", *data_mount(ctr), "--rootfs", ctr.rootfs,
             "c1", "/bin/sleep", "1000")  # fmt: skip
     sock = str(io_dir / "exec.sock")
+    gate = make_gate(ctr, "exec-gate")
     proc = subprocess.Popen(
         ctr.argv("tasks", "exec", "--exec-id", "e1", "--log-uri", handoff.binary_uri(sock),
-                 "c1", "/bin/sh", "-c", "cat /data/exec-out & cat /data/exec-err >&2; wait"),
+                 "c1", "/bin/sh", "-c", gate + "cat /data/exec-out & cat /data/exec-err >&2; wait"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        handoff.wait_socket(sock, 60)
+        await_helper(sock, proc)
         with handoff.receive(sock) as pipes:
+            open_gate(ctr, "exec-gate", proc)
             got_out, got_err = drain(pipes, tmp_path)
             helper = pipes.helper_pid
     finally:
+        if proc.poll() is None and sys.exc_info()[0] is not None:
+            proc.kill()
         _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert got_out == out
@@ -330,7 +379,7 @@ def test_killed_client_then_reattach_gets_the_rest(ctr: Ctr, io_dir: Path, tmp_p
     )  # fmt: skip
     parts: list[bytes] = []
     try:
-        handoff.wait_socket(sock, 60)
+        await_helper(sock, run)
         for i, cut in enumerate((1, (1 << 20) + 17)):  # two clients killed mid-stream, one after the other
             part = tmp_path / f"part-{i}"
             client = subprocess.Popen(

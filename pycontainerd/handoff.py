@@ -17,10 +17,15 @@ The contract a caller must know:
 * **stdin is not connected** when the shim uses a logging binary: its
   ``binaryIO`` has no stdin and the shim skips its copy loop, so the process
   reads ``/dev/null``. A task that needs stdin must use the FIFO path.
+* The helper listens once Create (or the exec's Start) has returned: the
+  shim waits for its readiness, and the socket path appears only when it
+  accepts connections. :func:`receive` then, before Start, and keep draining:
+  a full pipe blocks the process, so it cannot exit while nobody reads.
 * The shim holds the pipes' **write ends until Delete** of that process, so a
   reader sees EOF only after ``Tasks/Delete`` (task or exec), never at exit.
-  For byte-exact output: wait for the exit, Delete, then read to EOF (EOF
-  then also waits for any background writer the process left behind).
+  For byte-exact output: drain, wait for the exit, Delete, then drain to EOF
+  (EOF then also waits for any background writer the process left behind).
+  After Delete the helper is gone: receive before it.
 * The helper keeps its own copies of the read ends until the shim stops it
   (on that Delete): a client may close its pipes and a new client may
   :func:`receive` again and continue where the first stopped reading. It

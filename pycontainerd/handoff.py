@@ -19,8 +19,9 @@ The contract a caller must know:
   reads ``/dev/null``. A task that needs stdin must use the FIFO path.
 * The helper listens once Create (or the exec's Start) has returned: the
   shim waits for its readiness, and the socket path appears only when it
-  accepts connections. :func:`receive` then, before Start, and keep draining:
-  a full pipe blocks the process, so it cannot exit while nobody reads.
+  accepts connections. :func:`receive` then (for a task, before its Start)
+  and keep draining: a full pipe blocks the process, and nothing is lost
+  before the first read, as the pipes hold the bytes until Delete.
 * The shim holds the pipes' **write ends until Delete** of that process, so a
   reader sees EOF only after ``Tasks/Delete`` (task or exec), never at exit.
   For byte-exact output: drain, wait for the exit, Delete, then drain to EOF

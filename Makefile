@@ -35,4 +35,4 @@ bench: setup
 	$(PYTHON) benchmarks/fifo_throughput.py
 
 clean:
-	rm -rf build *.egg-info pycontainerd/_native/_ffi*.so pycontainerd/_native/_ffi.c
+	rm -rf build *.egg-info pycontainerd/_native/_ffi*.so pycontainerd/_native/_ffi.c pycontainerd/_native/pcd-handoff

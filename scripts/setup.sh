@@ -19,8 +19,8 @@ fi
 
 # Rebuild/reinstall only when the sources that feed the build changed.
 stamp=build/.setup-stamp
-inputs=$(find pyproject.toml setup.py csrc pycontainerd/_version.py -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
-if [[ ! -f $stamp || $(cat "$stamp") != "$inputs" ]] || ! "$PYTHON" -c 'import pycontainerd._native' 2>/dev/null; then
+inputs=$(find pyproject.toml setup.py csrc pycontainerd/_version.py -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$inputs" || ! -x pycontainerd/_native/pcd-handoff ]] || ! "$PYTHON" -c "import pycontainerd._native" 2>/dev/null; then
     echo "setup: pip install -e '.[dev]'" >&2
     "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
     mkdir -p build && echo "$inputs" >"$stamp"

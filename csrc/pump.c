@@ -52,6 +52,12 @@
 
 #define BUF_SIZE ((size_t)1 << 20)         /* read/write buffer per stream */
 #define SPLICE_LEN ((size_t)4 << 20)       /* more than a full pipe holds */
+/* Largest single write (or splice) into a regular file. Measured on Linux
+ * 6.18/ext4 in a VM: 1 MiB writes into the page cache ran at 0.5 or 4.5 GiB/s
+ * from one run to the next (the copy into freshly allocated large folios was
+ * ten times slower in the bad runs), 256 KiB ran steadily at ~4 GiB/s and
+ * 64 KiB at ~2.6 GiB/s. */
+#define FILE_CHUNK ((size_t)256 << 10)
 #define ROUND_BUDGET ((int64_t)8 << 20)    /* bytes per stream between epoll checks */
 #define PIPE_TARGET (1 << 20)              /* F_SETPIPE_SZ goal, capped by pipe-max-size */
 #define MAX_STREAMS 4096
@@ -80,7 +86,8 @@ struct stream {
     int ambiguous;
     char *buf;
     size_t off, len; /* pending bytes in buf */
-    size_t wmax;     /* largest write a message socket accepted */
+    size_t wmax;     /* largest write: FILE_CHUNK for files, shrunk for message sockets */
+    size_t splice_len;
 };
 
 struct pump {
@@ -239,14 +246,14 @@ static int refresh(struct fdent *se, struct fdent *de)
     return se->in_ready && de->out_ready;
 }
 
-/* One splice attempt. Returns bytes moved (> 0), 0 at EOF, or -errno
+/* One splice attempt of up to len bytes. Returns bytes moved (> 0), 0 at EOF, or -errno
  * (EAGAIN: a side would block; EINVAL/ENOSYS/EOPNOTSUPP: splice refused;
  * EPIPE: no reader). Retries EINTR. */
-static ssize_t splice_once(int src, int dst)
+static ssize_t splice_once(int src, int dst, size_t len)
 {
     ssize_t n;
     do
-        n = splice(src, NULL, dst, NULL, SPLICE_LEN, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        n = splice(src, NULL, dst, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : n;
 }
@@ -352,7 +359,7 @@ static bool run_stream(struct pump *p, struct stream *s)
         if (s->splice) {
             if (!se->in_ready || !de->out_ready)
                 break;
-            ssize_t n = splice_once(se->fd, de->fd);
+            ssize_t n = splice_once(se->fd, de->fd, s->splice_len);
             if (n > 0) {
                 s->io->nbytes += n;
                 budget -= n;
@@ -472,6 +479,9 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
         finish(p, s, -r);
         return;
     }
+    if (s->dkind == K_FILE)
+        s->wmax = FILE_CHUNK;
+    s->splice_len = s->dkind == K_FILE ? FILE_CHUNK : SPLICE_LEN;
     s->splice = !(flags & PCD_PUMP_NO_SPLICE) && splice_ok(s, &p->fds[s->di]);
     if (!(flags & PCD_PUMP_NO_RESIZE)) {
         if (s->skind == K_PIPE)

@@ -1,0 +1,365 @@
+"""Typed wrapper of containerd's snapshot service (``containerd.services.snapshots.v1.Snapshots``).
+
+Every call names the snapshotter plugin (``overlayfs``, ``native``, ...). A snapshot is
+*active* (writable, from :meth:`SnapshotsService.prepare`), a *view* (read-only, from
+:meth:`SnapshotsService.view`) or *committed* (an immutable parent for others). Active and
+view snapshots are used through the mounts the daemon returns; mounting them is the
+caller's job.
+
+Unreferenced snapshots are garbage collected: work under a lease
+(:meth:`pycontainerd.api.leases.LeasesService.lease`) or label them
+``containerd.io/gc.root``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import field_mask_pb2
+
+from pycontainerd import typeurl
+from pycontainerd._grpc import Metadata, Service
+from pycontainerd._proto.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
+from pycontainerd.api.types import Mount
+
+__all__ = ["SnapshotInfo", "SnapshotKind", "SnapshotsService", "Usage"]
+
+
+class SnapshotKind(str, enum.Enum):
+    """What a snapshot is; values are the names containerd's ``ParseKind`` accepts."""
+
+    UNKNOWN = "unknown"
+    VIEW = "view"
+    ACTIVE = "active"
+    COMMITTED = "committed"
+
+    @classmethod
+    def from_proto(cls, value: int) -> SnapshotKind:
+        """The member for a wire enum value; unknown values map to ``UNKNOWN``."""
+        return _KIND_BY_NUMBER.get(value, cls.UNKNOWN)
+
+
+_KIND_BY_NUMBER: dict[int, SnapshotKind] = {
+    int(snapshots_pb2.VIEW): SnapshotKind.VIEW,
+    int(snapshots_pb2.ACTIVE): SnapshotKind.ACTIVE,
+    int(snapshots_pb2.COMMITTED): SnapshotKind.COMMITTED,
+}
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A snapshot's metadata (Snapshots/Stat, Update, List).
+
+    Attributes:
+        name: Its key (active, view) or name (committed).
+        kind: Active, view or committed.
+        parent: The committed snapshot it is based on, "" for a base snapshot.
+        labels: Its labels.
+        created_at: When it was created.
+        updated_at: When it was last updated.
+    """
+
+    name: str
+    kind: SnapshotKind
+    parent: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created_at: _dt.datetime | None = None
+    updated_at: _dt.datetime | None = None
+
+    @classmethod
+    def from_proto(cls, info: Any) -> SnapshotInfo:
+        """From a ``containerd.services.snapshots.v1.Info``."""
+        return cls(
+            name=info.name,
+            kind=SnapshotKind.from_proto(info.kind),
+            parent=info.parent,
+            labels=dict(info.labels),
+            created_at=typeurl.field_timestamp(info, "created_at"),
+            updated_at=typeurl.field_timestamp(info, "updated_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Disk used by a snapshot itself, excluding its parents.
+
+    Attributes:
+        size: Bytes.
+        inodes: Inodes.
+    """
+
+    size: int
+    inodes: int
+
+
+def _mounts(resp: Any) -> builtins.list[Mount]:
+    return [Mount.from_proto(m) for m in resp.mounts]
+
+
+class SnapshotsService(Service):
+    """containerd's snapshotters: copy-on-write filesystem layers by key."""
+
+    _stub_factory = snapshots_pb2_grpc.SnapshotsStub
+
+    def prepare(
+        self,
+        snapshotter: str,
+        key: str,
+        *,
+        parent: str = "",
+        labels: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> builtins.list[Mount]:
+        """Create an active (writable) snapshot.
+
+        Args:
+            snapshotter: The snapshotter plugin, e.g. ``overlayfs``.
+            key: The new snapshot's key.
+            parent: A committed snapshot to base it on ("" for an empty one).
+            labels: Labels for the snapshot.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            The mounts that, mounted in order, give its writable filesystem.
+
+        Raises:
+            AlreadyExistsError: ``key`` is taken.
+            NotFoundError: ``parent`` does not exist (or the snapshotter is unknown).
+        """
+        request = snapshots_pb2.PrepareSnapshotRequest(
+            snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
+        )
+        return _mounts(self._conn.unary(self.stub.Prepare, request, timeout=timeout, metadata=metadata))
+
+    def view(
+        self,
+        snapshotter: str,
+        key: str,
+        *,
+        parent: str = "",
+        labels: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> builtins.list[Mount]:
+        """Create a read-only view of a committed snapshot.
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            key: The view's key.
+            parent: The committed snapshot to view.
+            labels: Labels for the view.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            The read-only mounts.
+
+        Raises:
+            AlreadyExistsError: ``key`` is taken.
+            NotFoundError: ``parent`` does not exist.
+        """
+        request = snapshots_pb2.ViewSnapshotRequest(
+            snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
+        )
+        return _mounts(self._conn.unary(self.stub.View, request, timeout=timeout, metadata=metadata))
+
+    def mounts(
+        self, snapshotter: str, key: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> builtins.list[Mount]:
+        """The mounts of an active snapshot or view (again).
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            key: The snapshot's key.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            The mounts.
+
+        Raises:
+            NotFoundError: No such snapshot.
+            FailedPreconditionError: The snapshot is committed (it has no mounts).
+        """
+        request = snapshots_pb2.MountsRequest(snapshotter=snapshotter, key=key)
+        return _mounts(self._conn.unary(self.stub.Mounts, request, timeout=timeout, metadata=metadata))
+
+    def commit(
+        self,
+        snapshotter: str,
+        name: str,
+        key: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> None:
+        """Turn an active snapshot into a committed one (the active key disappears).
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            name: The committed snapshot's name.
+            key: The active snapshot's key.
+            labels: Labels for the committed snapshot.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Raises:
+            NotFoundError: No active snapshot ``key``.
+            AlreadyExistsError: ``name`` is taken.
+        """
+        request = snapshots_pb2.CommitSnapshotRequest(
+            snapshotter=snapshotter, name=name, key=key, labels=dict(labels or {})
+        )
+        self._conn.unary(self.stub.Commit, request, timeout=timeout, metadata=metadata)
+
+    def remove(
+        self, snapshotter: str, key: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> None:
+        """Remove a snapshot.
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            key: The snapshot's key or name.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Raises:
+            NotFoundError: No such snapshot.
+            FailedPreconditionError: Other snapshots are based on it.
+        """
+        request = snapshots_pb2.RemoveSnapshotRequest(snapshotter=snapshotter, key=key)
+        self._conn.unary(self.stub.Remove, request, timeout=timeout, metadata=metadata)
+
+    def stat(
+        self, snapshotter: str, key: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> SnapshotInfo:
+        """Describe a snapshot.
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            key: The snapshot's key or name.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            Its metadata.
+
+        Raises:
+            NotFoundError: No such snapshot.
+        """
+        request = snapshots_pb2.StatSnapshotRequest(snapshotter=snapshotter, key=key)
+        resp = self._conn.unary(self.stub.Stat, request, timeout=timeout, metadata=metadata)
+        return SnapshotInfo.from_proto(resp.info)
+
+    def update(
+        self,
+        snapshotter: str,
+        key: str,
+        *,
+        labels: Mapping[str, str],
+        fieldpaths: Sequence[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> SnapshotInfo:
+        """Change a snapshot's labels (the only mutable field).
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            key: The snapshot's key or name.
+            labels: The new labels.
+            fieldpaths: ``"labels"`` replaces every label, ``"labels.<key>"`` sets one key
+                (removes it when ``labels`` lacks it). Default: ``["labels"]``.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            The updated metadata.
+
+        Raises:
+            NotFoundError: No such snapshot.
+            InvalidArgumentError: A field path that cannot be updated.
+        """
+        paths = ["labels"] if fieldpaths is None else builtins.list(fieldpaths)
+        request = snapshots_pb2.UpdateSnapshotRequest(
+            snapshotter=snapshotter,
+            info=snapshots_pb2.Info(name=key, labels=dict(labels)),
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+        )
+        resp = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
+        return SnapshotInfo.from_proto(resp.info)
+
+    def list(
+        self,
+        snapshotter: str,
+        filters: Sequence[str] = (),
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> builtins.list[SnapshotInfo]:
+        """List a snapshotter's snapshots in this namespace.
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            filters: containerd filter expressions (``parent==base``,
+                ``labels."a"==b``), any of which may match; none lists everything.
+            timeout: Deadline in seconds for the whole listing (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            Their metadata.
+
+        Raises:
+            NotFoundError: The snapshotter is unknown.
+        """
+        request = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter, filters=builtins.list(filters))
+        deadline = self._conn.timeout if timeout is None else timeout
+        with self._conn.stream(
+            self.stub.List, request, lambda r: r.info, timeout=deadline, metadata=metadata
+        ) as stream:
+            return [SnapshotInfo.from_proto(info) for batch in stream for info in batch]
+
+    def usage(
+        self, snapshotter: str, key: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Usage:
+        """Disk usage of a snapshot, excluding its parents.
+
+        For an active snapshot this walks its files, which can take a while.
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            key: The snapshot's key or name.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Returns:
+            Bytes and inodes used.
+
+        Raises:
+            NotFoundError: No such snapshot.
+        """
+        request = snapshots_pb2.UsageRequest(snapshotter=snapshotter, key=key)
+        resp = self._conn.unary(self.stub.Usage, request, timeout=timeout, metadata=metadata)
+        return Usage(size=resp.size, inodes=resp.inodes)
+
+    def cleanup(self, snapshotter: str, *, timeout: float | None = None, metadata: Metadata = ()) -> None:
+        """Ask the snapshotter to free space held by removed snapshots.
+
+        Args:
+            snapshotter: The snapshotter plugin.
+            timeout: Deadline in seconds (default: the connection's).
+            metadata: Extra gRPC metadata for the call.
+
+        Raises:
+            UnimplementedError: The snapshotter has no cleanup step (on containerd 1.6,
+                neither ``native`` nor ``overlayfs`` has one by default).
+        """
+        request = snapshots_pb2.CleanupRequest(snapshotter=snapshotter)
+        self._conn.unary(self.stub.Cleanup, request, timeout=timeout, metadata=metadata)

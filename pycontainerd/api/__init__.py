@@ -12,21 +12,31 @@ from typing import Any
 
 from pycontainerd._grpc import Connection, Service
 from pycontainerd.api.containers import ContainersService
+from pycontainerd.api.content import ContentService
+from pycontainerd.api.diff import DiffService
 from pycontainerd.api.events import EventsService
 from pycontainerd.api.health import HealthService
+from pycontainerd.api.images import ImagesService
 from pycontainerd.api.introspection import IntrospectionService
+from pycontainerd.api.leases import LeasesService
 from pycontainerd.api.namespaces import NamespacesService
+from pycontainerd.api.snapshots import SnapshotsService
 from pycontainerd.api.tasks import TasksService
 from pycontainerd.api.version import VersionService
 
 __all__ = [
     "API",
     "ContainersService",
+    "ContentService",
+    "DiffService",
     "EventsService",
     "HealthService",
+    "ImagesService",
     "IntrospectionService",
+    "LeasesService",
     "NamespacesService",
     "Service",
+    "SnapshotsService",
     "TasksService",
     "VersionService",
 ]
@@ -46,6 +56,11 @@ class API:
         version: :class:`VersionService`.
         introspection: :class:`IntrospectionService`.
         health: :class:`HealthService`.
+        content: :class:`ContentService`.
+        images: :class:`ImagesService`.
+        snapshots: :class:`SnapshotsService`.
+        leases: :class:`LeasesService`.
+        diff: :class:`DiffService`.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -57,6 +72,11 @@ class API:
         self.version = VersionService(connection)
         self.introspection = IntrospectionService(connection)
         self.health = HealthService(connection)
+        self.content = ContentService(connection)
+        self.images = ImagesService(connection)
+        self.snapshots = SnapshotsService(connection)
+        self.leases = LeasesService(connection)
+        self.diff = DiffService(connection)
 
     def services(self) -> dict[str, Any]:
         """Every service wrapper by attribute name (anything here with a ``.stub``)."""

@@ -19,7 +19,12 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
+
+if TYPE_CHECKING:
+    from pycontainerd.api.types import ExitStatus
 
 __all__ = [
     "AbortedError",
@@ -196,7 +201,17 @@ class DrainTimeoutError(ContainerdError):
     """A process exited but its stdio was still held open after the drain timeout.
 
     Typically a background child inherited stdout/stderr and keeps the FIFOs open.
+
+    Attributes:
+        status: How the process exited (it did exit; only its output was cut off), or
+            ``None`` when not known.
     """
+
+    def __init__(
+        self, details: str, *, status: ExitStatus | None = None, code: grpc.StatusCode | None = None
+    ) -> None:
+        super().__init__(details, code=code)
+        self.status = status
 
 
 # The ONE table from status code to class; a unit test checks it covers grpc.StatusCode.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Protocol, Union, runtime_checkable
 from pycontainerd.fifo import FIFOPipes, FIFOSet, PendingFIFO
 from pycontainerd.pump import CancelToken, CopyResult, copy, copy_streams
 
+_log = logging.getLogger(__name__)
 
 @runtime_checkable
 class HasFileno(Protocol):
@@ -102,6 +104,8 @@ class ProcessIO:
         self._owned_fds: list[int] = []
         self._capture_fds: dict[str, int] = {}
         self._captured: dict[str, bytes] = {}
+        # Further FIFO sets whose paths close() removes (a reattach opens only some paths).
+        self._cleanup: list[FIFOSet] = []
         self.results: list[CopyResult] = []
 
     # -- what the RPC needs -------------------------------------------------
@@ -179,7 +183,14 @@ class ProcessIO:
             callback()
 
     def close_stdin(self) -> None:
-        """Close the client's stdin write end, then run the stdin closer. Idempotent."""
+        """Close the client's stdin write end, then run the stdin closer (CloseIO). Idempotent.
+
+        Raises:
+            ContainerdError: CloseIO failed (other than for a process already gone).
+        """
+        self._close_stdin(raise_errors=True)
+
+    def _close_stdin(self, *, raise_errors: bool) -> None:
         with self._lock:
             if self._stdin_closed:
                 return
@@ -198,8 +209,15 @@ class ProcessIO:
             callback = self._on_stdin_closed
             if callback is None:
                 self._stdin_close_pending = True
-        if callback is not None:
+        if callback is None:
+            return
+        try:
             callback()
+        except Exception as exc:
+            if raise_errors:
+                raise
+            # moby logs "failed to close container stdin" and carries on.
+            _log.warning("failed to close the process's stdin: %s", exc)
 
     # -- teardown ------------------------------------------------------------
     def cancel(self) -> None:
@@ -220,11 +238,15 @@ class ProcessIO:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join()
-        if self._pipes is not None:
-            self._pipes.close()
-        elif self.fifos is not None:
-            self.fifos.close()
-        self._release()
+        try:
+            if self._pipes is not None:
+                self._pipes.close()
+            elif self.fifos is not None:
+                self.fifos.close()
+            for fifos in self._cleanup:
+                fifos.close()
+        finally:
+            self._release()
 
     def detach(self) -> None:
         """Stop copying and close the client's ends but keep the FIFOs, so another reader can attach.
@@ -311,7 +333,13 @@ class ProcessIO:
         try:
             fd = pipes.stdin.fileno()
             if isinstance(source, (bytes, bytearray, memoryview)):
-                _write_all(fd, memoryview(source), self._in_cancel)
+                # Through a memfd, so that the native pump does the writing and a
+                # close_stdin()/cancel() stops it even while the FIFO is full.
+                src = _memfd_with(memoryview(source), "pcd-stdin")
+                try:
+                    copy(src, fd, cancel=self._in_cancel)
+                finally:
+                    os.close(src)
             else:
                 copy(_sink_fd(source), fd, cancel=self._in_cancel)
         except OSError:
@@ -319,13 +347,20 @@ class ProcessIO:
             # nothing more can be delivered; EOF handling below still runs.
             pass
         finally:
-            self.close_stdin()
+            self._close_stdin(raise_errors=False)
 
 
-def _write_all(fd: int, data: memoryview, cancel: CancelToken) -> None:
-    offset = 0
-    while offset < len(data) and not cancel.cancelled:
-        offset += os.write(fd, data[offset : offset + (1 << 20)])
+def _memfd_with(data: memoryview, name: str) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        offset = 0
+        while offset < len(data):
+            offset += os.write(fd, data[offset : offset + (16 << 20)])
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _read_all(fd: int) -> bytes:

@@ -13,6 +13,11 @@ from __future__ import annotations
 import os
 import re
 import signal as _signal
+import stat
+from collections.abc import Mapping
+from typing import Any
+
+from pycontainerd.idmap import spec_user
 
 # containerd pkg/identifiers: alphanumerics separated by single '.', '_' or '-'.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
@@ -133,3 +138,103 @@ def absolute_path(path: object, what: str = "path") -> str:
         raise ValueError(f"{what} {text[:40]!r}... is too long")
     normal = os.path.normpath(text)
     return normal
+
+
+def no_symlinks(path: str, what: str = "path") -> None:
+    """Refuse a path whose existing components include a symlink.
+
+    runc refuses a rootfs reached through a symlink, and the bundle walk refuses
+    symlinked components (``ELOOP``) because following them would let anyone who
+    can write to a walked directory redirect it. Checking up front turns that
+    into a clear error before anything is created.
+
+    Args:
+        path: An absolute, normalised path (see :func:`absolute_path`).
+        what: What it names, for the error message.
+
+    Raises:
+        ValueError: A component that exists is a symlink (resolve the path once
+            with ``os.path.realpath`` and pass that), or is not a directory.
+    """
+    current = "/"
+    for part in path.split("/"):
+        if not part:
+            continue
+        current = os.path.join(current, part)
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return  # the rest will be created
+        if stat.S_ISLNK(st.st_mode):
+            raise ValueError(
+                f"{what} {path!r} goes through the symlink {current!r}; pass the resolved path "
+                f"({os.path.realpath(path)!r})"
+            )
+        if current != path and not stat.S_ISDIR(st.st_mode):
+            raise ValueError(f"{what} {path!r}: {current!r} is not a directory")
+
+
+# containerd core/runtime/v2/shim_manager.go: io.containerd.<name>.v<N>, or an absolute binary path.
+_RUNTIME_NAME = re.compile(r"^io\.containerd\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.v[0-9]+$")
+MAX_LABEL_SIZE = 4096
+
+
+def runtime_name(name: object) -> str:
+    """Check a runtime (shim) name: ``io.containerd.<name>.v<N>`` or an absolute path.
+
+    Raises:
+        TypeError: If it is not a string.
+        ValueError: If it has neither form.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"runtime must be a str, not {type(name).__name__}")
+    if _RUNTIME_NAME.match(name) or (name.startswith("/") and "\0" not in name):
+        return name
+    raise ValueError(
+        f"invalid runtime name {name!r}: use the form io.containerd.runc.v2 or an absolute path to a shim"
+    )
+
+
+def labels(values: object) -> dict[str, str]:
+    """Check container labels: strings, non-empty keys, key + value at most 4096 bytes.
+
+    Raises:
+        TypeError: Not a mapping of strings.
+        ValueError: An empty key or an over-long pair (containerd refuses it).
+    """
+    if not isinstance(values, Mapping):
+        raise TypeError(f"labels must be a mapping, not {type(values).__name__}")
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"label {key!r}: keys and values must be str")
+        if not key:
+            raise ValueError("label keys must not be empty")
+        if len(key.encode()) + len(value.encode()) > MAX_LABEL_SIZE:
+            raise ValueError(f"label {key[:40]!r}: key and value exceed {MAX_LABEL_SIZE} bytes")
+        out[key] = value
+    return out
+
+
+def spec_root(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """The host ``(uid, gid)`` of a spec's container root, with its id maps checked.
+
+    Like :func:`pycontainerd.idmap.spec_user`, but every problem is a ``ValueError``
+    (an unmapped root included: it must never silently become host root), and id
+    maps without a user namespace, which runc refuses, are refused too.
+
+    Raises:
+        TypeError: The spec has the wrong shape.
+        ValueError: Invalid id maps, root not mapped, or maps without a user namespace.
+    """
+    linux = spec.get("linux") or {}
+    if not isinstance(linux, Mapping):
+        raise TypeError("spec['linux'] must be a mapping")
+    namespaces = linux.get("namespaces") or []
+    has_userns = any(isinstance(ns, Mapping) and ns.get("type") == "user" for ns in namespaces)
+    if not has_userns and (linux.get("uidMappings") or linux.get("gidMappings")):
+        raise ValueError("the spec has uid/gid mappings but no user namespace")
+    try:
+        return spec_user(spec)
+    except LookupError as err:
+        raise ValueError(f"invalid id mappings: {err} (the container's root must be mapped)") from err

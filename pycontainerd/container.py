@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd import _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio, null
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Status
-from pycontainerd.bundle import prepare_bundle_dir
+from pycontainerd.api.types import Status, TaskInfo
+from pycontainerd.bundle import mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.fifo import FIFOSet
 from pycontainerd.idmap import spec_user
 from pycontainerd.task import Task
@@ -95,11 +95,36 @@ class Container:
         return spec_user(self.spec)
 
     def _fifo_dir(self) -> str:
-        if not self.bundle_dir:
+        path = self.bundle_dir
+        if not path:
             raise errors.FailedPreconditionError(
                 f"container {self.id!r} has no {BUNDLE_LABEL} label: create it with Client.new_container"
             )
-        return self.bundle_dir
+        path = _validate.absolute_path(path, f"{BUNDLE_LABEL} label")
+        if not os.path.isdir(path):
+            # Removed since the container was created (a reattached task's FIFO cleanup
+            # removes the emptied bundle dir, as containerd's does): make it again, private
+            # and owned by the container's root like the first time.
+            uid, gid = self._io_ids()
+            if (uid, gid) == (0, 0):
+                mkdir_all_and_chown_new(path, 0o700, 0, 0)
+            else:
+                mkdir_and_chown(path, 0o700, uid, gid)
+        return path
+
+    def _loaded_fifos(self, info: TaskInfo) -> FIFOSet | None:
+        """Every FIFO path Tasks/Get reports for a process: removed when its handle is deleted."""
+        if not info.stdout:
+            return None
+        try:
+            return FIFOSet.from_paths(
+                stdin=info.stdin or None,
+                stdout=info.stdout,
+                stderr=(info.stderr or None) if not info.terminal else None,
+                terminal=info.terminal,
+            )
+        except ValueError:
+            return None  # not FIFO paths this client could have made (relative, URIs): leave them
 
     def _task_options(self) -> Any:
         from pycontainerd._proto.runc.options import oci_pb2
@@ -170,11 +195,14 @@ class Container:
     def task(self, *, timeout: float | None = None) -> Task:
         """The container's task without attaching its IO.
 
+        Deleting it through this handle still removes its FIFOs (containerd#2421:
+        tasks loaded without IO must not leak them).
+
         Raises:
             NotFoundError: The container has no task.
         """
         info = self._client.api.tasks.get(self.id, timeout=timeout)
-        io = ProcessIO(None, None)
+        io = ProcessIO(self._loaded_fifos(info), None)
         io.done.set_result(None)
         return Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
 
@@ -183,21 +211,37 @@ class Container:
 
         The FIFO paths come from Tasks/Get. No IO is attached when the task's
         status is UNKNOWN (its shim is unreachable). Only one reader per FIFO
-        should exist: detach or close any other client first.
+        should exist: detach or close any other client first. Output the task
+        wrote while nobody was attached waited in the FIFOs (the shim holds its
+        own ends) and is delivered now, once.
+
+        Args:
+            stdio: How to wire the reattached stdio (its stdin is used only if the
+                task was created with a stdin FIFO).
+            timeout: Deadline of the Tasks/Get RPC.
+
+        Returns:
+            The task; ``wait()`` resolves after its exit once the output is drained.
 
         Raises:
             NotFoundError: The container has no task.
         """
         info = self._client.api.tasks.get(self.id, timeout=timeout)
-        fifos = None
-        if info.status is not Status.UNKNOWN and info.stdout and stdio.needs_fifos:
-            fifos = FIFOSet.from_paths(
-                stdin=(info.stdin or None) if stdio.stdin else None,
-                stdout=info.stdout,
-                stderr=(info.stderr or None) if not info.terminal else None,
-                terminal=info.terminal,
+        every = self._loaded_fifos(info)
+        io: ProcessIO
+        if every is None or info.status is Status.UNKNOWN or not stdio.needs_fifos:
+            io = ProcessIO(every, None)
+            io.done.set_result(None)
+        else:
+            opened = FIFOSet.from_paths(
+                stdin=every.stdin if stdio.stdin else None,
+                stdout=every.stdout,
+                stderr=every.stderr,
+                terminal=every.terminal,
             )
-        io = stdio.open(fifos)
+            io = stdio.open(opened)
+            if opened.paths != every.paths:
+                io._cleanup.append(every)
         task = Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
         io.set_stdin_closer(task._close_io)
         return task
@@ -252,12 +296,15 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
     _validate.identifier(id, "container id")
     if not isinstance(spec, Mapping):
         raise TypeError("spec must be an OCI runtime spec mapping (see pycontainerd.oci.build)")
-    uid, gid = spec_user(spec)  # validates the id maps: never silently root
+    _validate.runtime_name(runtime)
+    _validate.labels(labels or {})
+    uid, gid = _validate.spec_root(spec)  # validates the id maps: never silently root
     if bundle_dir is None:
         root = _validate.absolute_path(state_dir or default_state_dir(), "state dir")
         bundle_dir = os.path.join(root, client.namespace, id)
     else:
         bundle_dir = _validate.absolute_path(bundle_dir, "bundle dir")
+    _validate.no_symlinks(bundle_dir, "bundle dir")
     existed = os.path.lexists(bundle_dir)
     path = prepare_bundle_dir(bundle_dir, uid, gid)
     if not existed and (uid, gid) == (0, 0):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from pycontainerd import errors
 from pycontainerd._queue import OrderedQueue
 from pycontainerd.api import events as ev
-from pycontainerd.api.types import Status
+from pycontainerd.api.types import Status, TaskInfo
 
 if TYPE_CHECKING:
     from pycontainerd.client import Client
@@ -133,8 +133,23 @@ class EventMonitor:
         self.reconnects = 0
 
     def start(self) -> EventMonitor:
-        """Subscribe (the first subscription is in place when this returns) and start the loop."""
+        """Subscribe (the first subscription is in place when this returns) and start the loop.
+
+        The tasks that already exist are noted (running ones will have their exit
+        reconciled after a reconnect; stopped ones are not reported as new exits).
+
+        Raises:
+            ContainerdError: The daemon cannot be reached.
+            RuntimeError: Already started.
+        """
+        if self._thread is not None:
+            raise RuntimeError("the event monitor was already started")
         stream = self._subscribe()
+        try:
+            self._note_existing()
+        except BaseException:
+            stream.cancel()
+            raise
         self._thread = threading.Thread(target=self._run, args=(stream,), name="pcd-event-monitor",
                                         daemon=True)
         self._thread.start()
@@ -210,7 +225,8 @@ class EventMonitor:
         if kind in (EventType.CREATE, EventType.START, EventType.EXEC_STARTED):
             self._alive[key] = info.pid
         elif kind is EventType.EXIT:
-            self._alive.pop(key, None)
+            if self._alive.get(key) == info.pid:
+                del self._alive[key]  # a stale exit (an older pid) leaves the current process alone
             if not self._first_exit(info):
                 return
         self._deliver(kind, info)
@@ -225,25 +241,68 @@ class EventMonitor:
         return True
 
     def _deliver(self, kind: EventType, info: EventInfo) -> None:
-        self._queue.append(info.container_id, lambda: self._backend(info.container_id, kind, info))
+        try:
+            self._queue.append(info.container_id, lambda: self._backend(info.container_id, kind, info))
+        except RuntimeError:
+            _log.info("event for %s after stop() dropped", info.container_id)
+
+    def _note_existing(self) -> None:
+        # Only init processes are listed; execs are learned from their events.
+        for task in self._client.api.tasks.list():
+            key = (task.container_id, task.container_id)
+            if task.status is Status.STOPPED:
+                self._first_exit(EventInfo(task.container_id, task.container_id, task.pid))
+            elif task.status is not Status.UNKNOWN and key not in self._alive:
+                self._alive[key] = task.pid
 
     def _reconcile(self) -> None:
+        """Report the exits containerd will not replay: processes that ended while disconnected."""
         tasks = self._client.api.tasks
-        for (container_id, process_id), pid in list(self._alive.items()):
-            exec_id = "" if process_id == container_id else process_id
-            try:
-                state = tasks.get(container_id, exec_id)
-            except errors.NotFoundError:
-                # Deleted while we were away: the exit code is lost (containerd's UnknownExitStatus).
-                info = EventInfo(container_id, process_id, pid, 255, None, reconciled=True)
-            except errors.ContainerdError as err:
-                _log.info("reconcile of %s/%s failed: %s", container_id, process_id, err)
-                continue
+        try:
+            listed = {t.container_id: t for t in tasks.list()}
+        except errors.ContainerdError as err:
+            _log.info("reconcile: listing tasks failed: %s", err)
+            listed = {}
+        for container_id, task in listed.items():
+            key = (container_id, container_id)
+            if key not in self._alive and task.status is Status.STOPPED:
+                # Created, started and exited entirely while we were away.
+                self._settle(key, task.pid, task)
+            elif key not in self._alive and task.status is not Status.UNKNOWN:
+                self._alive[key] = task.pid
+        for key, pid in list(self._alive.items()):
+            container_id, process_id = key
+            state: TaskInfo | None
+            if process_id == container_id and listed:
+                state = listed.get(container_id)
             else:
-                if state.status is not Status.STOPPED:
+                exec_id = "" if process_id == container_id else process_id
+                try:
+                    state = tasks.get(container_id, exec_id)
+                except errors.NotFoundError:
+                    state = None
+                except errors.ContainerdError as err:
+                    _log.info("reconcile of %s/%s failed: %s", container_id, process_id, err)
                     continue
-                info = EventInfo(container_id, process_id, state.pid or pid, state.exit_status,
-                                 state.exited_at, reconciled=True)
-            self._alive.pop((container_id, process_id), None)
-            if self._first_exit(info):
-                self._deliver(EventType.EXIT, info)
+            self._settle(key, pid, state)
+
+    def _settle(self, key: tuple[str, str], pid: int, state: TaskInfo | None) -> None:
+        """Deliver the exit of process ``key`` (last seen with ``pid``) if ``state`` says it ended."""
+        container_id, process_id = key
+        if state is not None and state.pid == pid and state.status is not Status.STOPPED:
+            return  # still there
+        if state is not None and state.pid == pid:
+            info = EventInfo(container_id, process_id, pid, state.exit_status, state.exited_at, reconciled=True)
+        else:
+            # Deleted (or deleted and replaced by a new process) while we were away:
+            # its exit status is lost (containerd's UnknownExitStatus).
+            info = EventInfo(container_id, process_id, pid, 255, None, reconciled=True)
+        if self._alive.get(key) == pid:
+            del self._alive[key]
+        if self._first_exit(info):
+            self._deliver(EventType.EXIT, info)
+        if state is not None and state.pid != pid:
+            if state.status is Status.STOPPED:
+                self._settle(key, state.pid, state)
+            elif state.status is not Status.UNKNOWN:
+                self._alive[key] = state.pid

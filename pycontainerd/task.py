@@ -16,6 +16,7 @@ The object model is containerd's Go client (``client/task.go``,
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal as _signal
 import threading
 from collections.abc import Mapping, Sequence
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ExitStatus", "Process", "Task"]
 
+_log = logging.getLogger(__name__)
+
 #: How long a failed exec start's cleanup may take (libcontainerd: 45 s, independent of the caller).
 EXEC_CLEANUP_TIMEOUT = 45.0
 #: How long ``delete()`` lets the output of an exited process drain before cutting it off.
 DELETE_DRAIN_TIMEOUT = 2.0
 #: Default drain timeout of an exec'd process's ``wait()``: a background child may hold its stdout.
 EXEC_DRAIN_TIMEOUT = 5.0
+# How long a cancelled pump may take to hand over what it copied (it stops promptly).
+_CANCEL_GRACE = 10.0
 _STOPPED_OR_GONE = (Status.STOPPED, Status.UNKNOWN)
 
 
@@ -112,51 +117,83 @@ class Process:
         """
         try:
             self._pid = self._client.api.tasks.start(self._container_id, self._exec_id, timeout=timeout)
+        except BaseException:
+            self._cleanup_failed_start(started=False)
+            raise
+        try:
             # The shim opens an exec's IO at Start, not at Exec.
             self._io.process_created()
         except BaseException:
-            self._cleanup_failed_start()
+            self._cleanup_failed_start(started=True)
             raise
         self._io.set_stdin_closer(self._close_io)
         return self._pid
 
-    def _cleanup_failed_start(self) -> None:
+    def _cleanup_failed_start(self, *, started: bool) -> None:
+        # libcontainerd: DeleteProcess with its own 45 s deadline whatever the caller's
+        # state; NotFound means there is nothing left, other failures are only logged.
         self._io.cancel()
-        with contextlib.suppress(errors.ContainerdError):
-            self._client.api.tasks.delete_process(
-                self._container_id, self._exec_id, timeout=EXEC_CLEANUP_TIMEOUT
-            )
-        self._io.close()
-        self._deleted = True
+        tasks = self._client.api.tasks
+        try:
+            if started:
+                exited = tasks.wait_future(self._container_id, self._exec_id, timeout=EXEC_CLEANUP_TIMEOUT)
+                with contextlib.suppress(errors.NotFoundError):
+                    tasks.kill(self._container_id, _signal.SIGKILL, exec_id=self._exec_id,
+                               timeout=EXEC_CLEANUP_TIMEOUT)
+                with contextlib.suppress(errors.ContainerdError, TimeoutError):
+                    exited.result(EXEC_CLEANUP_TIMEOUT)
+            tasks.delete_process(self._container_id, self._exec_id, timeout=EXEC_CLEANUP_TIMEOUT)
+        except errors.NotFoundError:
+            pass
+        except errors.ContainerdError as err:
+            _log.warning("cleanup of failed exec %s/%s: %s", self._container_id, self._exec_id, err)
+        finally:
+            self._io.close()
+            self._deleted = True
 
     def wait(self, *, drain_timeout: float | None | object = ..., timeout: float | None = None
              ) -> Future[ExitStatus]:
         """Arm a wait for the process's exit (call it before :meth:`start`).
 
         The future resolves with the :class:`ExitStatus` once the process has
-        exited and its stdout/stderr have been drained to EOF. If the output is
-        still held open ``drain_timeout`` seconds after the exit (a background
-        child inherited it), the IO is cancelled and the future raises
+        exited **and** its stdout/stderr have been drained to EOF, so every byte
+        it wrote is in the sink (or ``io.stdout_data``) when the status is seen.
+
+        If the output is still held open ``drain_timeout`` seconds after the exit
+        (a background child inherited it: ``sh -c 'sleep 30 & echo ok'``), the
+        copying is cancelled and the future raises
         :class:`~pycontainerd.errors.DrainTimeoutError`, whose ``status`` is the
-        exit status.
+        real exit status; what was copied until then is in the sink. This is an
+        exception rather than a status with a flag so that cut-off output can
+        never be mistaken for complete output.
 
         Args:
             drain_timeout: Seconds to wait for EOF after the exit; ``None``: no limit.
-                Default: no limit for a task's init process, 5 s for an exec.
+                Default: no limit for a task's init process (its exit ends every
+                process of the container), 5 s for an exec.
             timeout: Deadline of the Wait RPC itself (default: none).
 
         Returns:
             A future of the exit status. ``result()`` raises
             :class:`~pycontainerd.errors.ConnectionLostError` if the daemon went
-            away (wait again once it serves), ``NotFoundError`` if the process
-            was deleted.
+            away (retriable: wait again once it serves; the process keeps running
+            and its output keeps flowing), ``NotFoundError`` if the process was
+            deleted, ``DrainTimeoutError`` as above.
+
+        Raises:
+            TypeError: ``drain_timeout`` is not a number or None.
+            ValueError: ``drain_timeout`` is negative.
         """
         limit = self._drain_timeout if drain_timeout is ... else drain_timeout
-        if limit is not None and not isinstance(limit, (int, float)):
-            raise TypeError("drain_timeout must be a number of seconds or None")
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+                raise TypeError("drain_timeout must be a number of seconds or None")
+            if limit < 0:
+                raise ValueError(f"drain_timeout must not be negative, got {limit}")
         rpc = self._client.api.tasks.wait_future(self._container_id, self._exec_id, timeout=timeout)
         result: Future[ExitStatus] = Future()
         result.set_running_or_notify_cancel()
+        io = self._io
 
         def on_exit(done: Future[ExitStatus]) -> None:
             try:
@@ -164,29 +201,39 @@ class Process:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 _settle(result, exception=exc)
                 return
-            drained = self._io.done
+            drained = io.done
+            lock = threading.Lock()
+            expired = False
             timer: threading.Timer | None = None
-            if not drained.done() and limit is not None:
-                def expire() -> None:
-                    if drained.done():
-                        return
-                    self._io.cancel()
-                    err = errors.DrainTimeoutError(
-                        f"process {self.id!r} exited with status {status.code} but its output was still "
-                        f"held open after {limit} s (a background process inherited it?)"
-                    )
-                    err.status = status  # type: ignore[attr-defined]
-                    _settle(result, exception=err)
-
-                timer = threading.Timer(float(limit), expire)
-                timer.daemon = True
-                timer.start()
 
             def on_drained(_: Future[None]) -> None:
+                with lock:
+                    if expired:
+                        return
                 if timer is not None:
                     timer.cancel()
                 _settle(result, result=status)
 
+            if not drained.done() and limit is not None:
+                def expire() -> None:
+                    nonlocal expired
+                    with lock:
+                        if drained.done():
+                            return
+                        expired = True
+                    io.cancel()
+                    # The pump stops promptly once cancelled: let it hand over what it copied.
+                    io.wait(_CANCEL_GRACE)
+                    _settle(result, exception=errors.DrainTimeoutError(
+                        f"process {self.id!r} exited with status {status.code} but its output was still "
+                        f"held open {limit} s later (a background process inherited it?); copying stopped",
+                        status=status,
+                    ))
+
+                timer = threading.Timer(float(limit), expire)
+                timer.daemon = True
+                timer.name = f"pcd-drain-{self.id}"
+                timer.start()
             drained.add_done_callback(on_drained)
 
         rpc.add_done_callback(on_exit)
@@ -299,16 +346,23 @@ class Task(Process):
         try:
             self._pid = self._client.api.tasks.start(self._container_id, timeout=timeout)
         except BaseException:
-            self._cleanup_failed_start()
+            self._cleanup_failed_start(started=False)
             raise
         return self._pid
 
-    def _cleanup_failed_start(self) -> None:
+    def _cleanup_failed_start(self, *, started: bool) -> None:
+        # A created task cannot simply be deleted (the Go client refuses a CREATED
+        # task with a pid): kill everything, wait, then delete (moby's WithProcessKill).
         self._io.cancel()
-        with contextlib.suppress(errors.ContainerdError):
+        try:
             self._force_delete_rpc(EXEC_CLEANUP_TIMEOUT)
-        self._io.close()
-        self._deleted = True
+        except errors.NotFoundError:
+            pass
+        except errors.ContainerdError as err:
+            _log.warning("cleanup of failed task start %s: %s", self._container_id, err)
+        finally:
+            self._io.close()
+            self._deleted = True
 
     def _delete_rpc(self, timeout: float | None) -> DeleteResult:
         return self._client.api.tasks.delete(self._container_id, timeout=timeout)

@@ -438,7 +438,9 @@ class ContentService(Service):
         If the daemon already holds a partial upload under ``ref`` and ``expected`` is given
         with bytes-like ``data``, the upload resumes where it stopped; otherwise the partial
         upload is restarted. If anything fails after the daemon accepted the ref, the partial
-        upload is aborted, so a failed write leaves nothing behind.
+        upload is aborted. That is best effort when the call itself broke (timeout, lost
+        connection): the daemon may still hold the ref then, and :meth:`list_statuses` shows
+        what is left.
 
         Args:
             ref: A client-chosen name for the upload, unique among concurrent uploads in the

@@ -4,7 +4,8 @@ Every call names the snapshotter plugin (``overlayfs``, ``native``, ...). A snap
 *active* (writable, from :meth:`SnapshotsService.prepare`), a *view* (read-only, from
 :meth:`SnapshotsService.view`) or *committed* (an immutable parent for others). Active and
 view snapshots are used through the mounts the daemon returns; mounting them is the
-caller's job.
+caller's job. Every method raises :class:`~pycontainerd.errors.InvalidArgumentError` when
+the named snapshotter is not loaded.
 
 Unreferenced snapshots are garbage collected: work under a lease
 (:meth:`pycontainerd.api.leases.LeasesService.lease`) or label them
@@ -131,7 +132,7 @@ class SnapshotsService(Service):
 
         Raises:
             AlreadyExistsError: ``key`` is taken.
-            NotFoundError: ``parent`` does not exist (or the snapshotter is unknown).
+            NotFoundError: ``parent`` does not exist.
         """
         request = snapshots_pb2.PrepareSnapshotRequest(
             snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
@@ -212,7 +213,8 @@ class SnapshotsService(Service):
             metadata: Extra gRPC metadata for the call.
 
         Raises:
-            NotFoundError: No active snapshot ``key``.
+            NotFoundError: No snapshot ``key``.
+            FailedPreconditionError: ``key`` is not an active snapshot.
             AlreadyExistsError: ``name`` is taken.
         """
         request = snapshots_pb2.CommitSnapshotRequest(
@@ -317,7 +319,7 @@ class SnapshotsService(Service):
             Their metadata.
 
         Raises:
-            NotFoundError: The snapshotter is unknown.
+            InvalidArgumentError: A malformed filter.
         """
         request = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter, filters=builtins.list(filters))
         deadline = self._conn.timeout if timeout is None else timeout

@@ -85,7 +85,8 @@ def test_update_labels(leased: Client) -> None:
     replaced = content.update(desc.digest, labels={"only": "this"})
     assert dict(replaced.labels) == {"only": "this"}
     assert dict(content.info(desc.digest).labels) == {"only": "this"}
-    assert replaced.updated_at is not None and replaced.created_at is not None
+    assert replaced.updated_at is not None
+    assert replaced.created_at is not None
     assert replaced.updated_at >= replaced.created_at
 
 

@@ -319,7 +319,8 @@ class SnapshotsService(Service):
             Their metadata.
 
         Raises:
-            InvalidArgumentError: A malformed filter.
+            ContainerdError: A malformed filter (containerd 1.6 reports it as
+                :class:`~pycontainerd.errors.UnknownError`).
         """
         request = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter, filters=builtins.list(filters))
         deadline = self._conn.timeout if timeout is None else timeout

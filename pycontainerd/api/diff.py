@@ -53,8 +53,8 @@ class DiffService(Service):
 
         Raises:
             NotFoundError: The blob is not in the content store.
-            InvalidArgumentError: The blob is not a layer of a supported media type.
-            FailedPreconditionError: The blob's bytes do not match its digest.
+            UnknownError: No processor for the media type, or the blob is not a valid layer
+                (containerd reports both without a status class).
         """
         request = diff_pb2.ApplyRequest(
             diff=diff.to_proto(), mounts=[m.to_proto() for m in mounts], sync_fs=sync_fs
@@ -92,7 +92,7 @@ class DiffService(Service):
             ``containerd.io/uncompressed`` with the uncompressed digest when compressed.
 
         Raises:
-            InvalidArgumentError: An unsupported media type.
+            UnimplementedError: An unsupported media type.
         """
         request = diff_pb2.DiffRequest(
             left=[m.to_proto() for m in left],

@@ -451,7 +451,7 @@ class ContentService(Service):
             labels: Labels for the committed blob (e.g. ``containerd.io/gc.root``).
             media_type: The media type put in the returned descriptor (not sent).
             chunk_size: Bytes per message, 1 to :data:`MAX_CHUNK_SIZE`.
-            timeout: Deadline in seconds for the whole upload (default: the connection's).
+            timeout: Deadline in seconds for the whole upload (default: none).
             metadata: Extra gRPC metadata for the call.
 
         Returns:
@@ -486,8 +486,8 @@ class ContentService(Service):
             chunk_size=chunk_size,
         )
         self._conn.connect()
-        deadline = self._conn.timeout if timeout is None else timeout
-        call = self.stub.Write(iter(ingest), timeout=deadline, metadata=tuple(metadata) or None)
+        # Like every stream, no default deadline: an upload's duration grows with its size.
+        call = self.stub.Write(iter(ingest), timeout=timeout, metadata=tuple(metadata) or None)
         accepted = committed = False
         try:
             try:

@@ -160,6 +160,9 @@ class _Ingest:
                 yield bytes(view[pos : pos + size])
             return
         for piece in self._data:
+            if type(piece) is bytes and len(piece) <= size:
+                yield piece  # already a message-sized bytes object: no copy
+                continue
             if not isinstance(piece, (bytes, bytearray, memoryview)):
                 raise TypeError(f"content data must yield bytes, not {type(piece).__name__}")
             view = memoryview(piece).cast("B")

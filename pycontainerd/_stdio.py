@@ -169,6 +169,14 @@ class ProcessIO:
         shim only once the process exists (the zero-copy handoff) connects now.
         """
 
+    def process_exited(self) -> None:
+        """Hook: the process has exited (its Wait RPC returned); must not block. Idempotent.
+
+        FIFO-based IO needs nothing here (EOF ends its copying); the zero-copy
+        handoff, which sees no EOF before Delete, drains its pipes now and then
+        resolves :attr:`done`.
+        """
+
     # -- stdin ---------------------------------------------------------------
     def set_stdin_closer(self, callback: Callable[[], None]) -> None:
         """Register what to do after the client's stdin end closes (the task's CloseIO).

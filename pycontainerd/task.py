@@ -201,6 +201,7 @@ class Process:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 _settle(result, exception=exc)
                 return
+            io.process_exited()  # IO that sees no EOF at exit (handoff) drains now
             drained = io.done
             lock = threading.Lock()
             expired = False
@@ -303,6 +304,7 @@ class Process:
 
     def _delete(self, timeout: float | None) -> ExitStatus:
         # Let what the process wrote reach the sink before the FIFOs go away.
+        self._io.process_exited()  # delete() checked it is stopped
         self._io.wait(DELETE_DRAIN_TIMEOUT)
         self._io.cancel()
         result = self._delete_rpc(timeout)
@@ -398,6 +400,7 @@ class Task(Process):
             pass  # already exited, or never started
         with contextlib.suppress(errors.ContainerdError, TimeoutError):
             exited.result(timeout)
+        self._io.process_exited()
         self._io.wait(DELETE_DRAIN_TIMEOUT)
         self._io.cancel()
         return tasks.delete(self._container_id, timeout=timeout)
@@ -483,6 +486,14 @@ class Task(Process):
         if not isinstance(process_spec, Mapping) or not process_spec.get("args"):
             raise ValueError("process_spec must be an OCI process mapping with non-empty 'args'")
         terminal = bool(process_spec.get("terminal", False))
+        # A live exec with this id owns the FIFO paths: refuse before touching them
+        # (libcontainerd's "id already in use" check of its process map).
+        try:
+            self._client.api.tasks.get(self._container_id, exec_id, timeout=timeout)
+        except errors.NotFoundError:
+            pass
+        else:
+            raise errors.ConflictError(f"id already in use: exec {exec_id!r}")
         fifos = stdio.fifo_set(self._bundle_dir, exec_id, terminal=terminal)
         io = stdio.open(fifos)
         try:

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _validate, errors
+from pycontainerd import _handoff_stdio, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio, null
 from pycontainerd.api.types import Container as ContainerInfo
 from pycontainerd.api.types import Status, TaskInfo
@@ -161,10 +161,18 @@ class Container:
         """
         stdio = stdio if stdio is not None else null()
         terminal = _spec_terminal(self.spec)
-        fifos = stdio.fifo_set(self._fifo_dir(), self.id, terminal=terminal)
         checkpoint = None
         if checkpoint_dir is not None:
             raise NotImplementedError("restore from a checkpoint directory is not supported yet")
+        # A live task owns the FIFO paths a new one would use: refuse before touching them
+        # (libcontainerd's "container already started" check).
+        try:
+            self._client.api.tasks.get(self.id, timeout=timeout)
+        except errors.NotFoundError:
+            pass
+        else:
+            raise errors.ConflictError(f"container {self.id!r} already has a task")
+        fifos = stdio.fifo_set(self._fifo_dir(), self.id, terminal=terminal)
         io = stdio.open(fifos)
         try:
             pid = self._client.api.tasks.create(
@@ -213,7 +221,8 @@ class Container:
         status is UNKNOWN (its shim is unreachable). Only one reader per FIFO
         should exist: detach or close any other client first. Output the task
         wrote while nobody was attached waited in the FIFOs (the shim holds its
-        own ends) and is delivered now, once.
+        own ends) and is delivered now, once. A task using the zero-copy handoff
+        has no FIFOs: it is reconnected to its helper (any sink strategy works).
 
         Args:
             stdio: How to wire the reattached stdio (its stdin is used only if the
@@ -229,7 +238,10 @@ class Container:
         info = self._client.api.tasks.get(self.id, timeout=timeout)
         every = self._loaded_fifos(info)
         io: ProcessIO
-        if every is None or info.status is Status.UNKNOWN or not stdio.needs_fifos:
+        handed = _handoff_stdio.reattach(stdio, info)  # None unless the task uses the handoff
+        if handed is not None:
+            io = handed
+        elif every is None or info.status is Status.UNKNOWN or not stdio.needs_fifos:
             io = ProcessIO(every, None)
             io.done.set_result(None)
         else:
@@ -242,6 +254,7 @@ class Container:
             io = stdio.open(opened)
             if opened.paths != every.paths:
                 io._cleanup.append(every)
+            _poke_writers(opened)
         task = Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
         io.set_stdin_closer(task._close_io)
         return task
@@ -261,6 +274,26 @@ class Container:
         self._client.api.containers.delete(self.id, timeout=timeout)
         if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
             _remove_bundle(self.bundle_dir, self.id)
+
+
+def _poke_writers(fifos: FIFOSet) -> None:
+    """Connect and drop a writer on each reattached output FIFO.
+
+    A read end only reports EOF once a writer has connected and left. If the
+    shim already closed its end (the process exited and its output was
+    copied), no writer would ever come and the drain would wait forever; after
+    this poke the reader sees EOF as soon as no *other* writer (the shim, still
+    copying) holds the FIFO. Our own read end is open, so the non-blocking
+    write open cannot fail with ENXIO.
+    """
+    for path in (fifos.stdout, fifos.stderr):
+        if path is None:
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            continue  # not openable: then it was not opened for reading either
+        os.close(fd)
 
 
 def _remove_bundle(path: str, container_id: str) -> None:

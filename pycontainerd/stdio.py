@@ -10,10 +10,17 @@ The stdio strategies for tasks and execs (containerd's ``cio``):
 :func:`inherit` and the libcontainerd-style :func:`attach` callback, each a
 :class:`Stdio` that ``Container.new_task``/``Task.exec`` turn into a live
 :class:`ProcessIO`.
+
+The zero-copy mode: :func:`handoff` wraps one of those strategies so that a
+process without stdin and without a terminal hands its own stdout/stderr pipes
+to this client (the ``pcd-handoff`` logging binary), which splices them into
+the same sinks; elsewhere the wrapped strategy's FIFOs are used
+(:class:`HandoffUnavailableError` with ``fallback=False``).
 """
 
 from __future__ import annotations
 
+from pycontainerd._handoff_stdio import HandoffUnavailableError, handoff
 from pycontainerd._stdio import (
     DirectIO,
     ProcessIO,
@@ -33,6 +40,7 @@ __all__ = [
     "CancelToken",
     "CopyResult",
     "DirectIO",
+    "HandoffUnavailableError",
     "ProcessIO",
     "Sink",
     "Source",
@@ -41,6 +49,7 @@ __all__ = [
     "capture",
     "copy",
     "copy_streams",
+    "handoff",
     "inherit",
     "log_file",
     "null",

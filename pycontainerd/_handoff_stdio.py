@@ -1,0 +1,682 @@
+"""Zero-copy handoff stdio: splice straight from the container's own stdout/stderr pipes.
+
+:func:`handoff` wraps a stdio strategy that has sinks (:func:`~pycontainerd.stdio.streams`,
+:func:`~pycontainerd.stdio.capture`, :func:`~pycontainerd.stdio.log_file`,
+:func:`~pycontainerd.stdio.inherit`). For a process without stdin and without a
+terminal, the shim then runs ``pcd-handoff`` as the process's logging binary
+(stdout and stderr URI ``binary://...?socket=<bundle>/<process id>-handoff.sock``,
+see :mod:`pycontainerd.handoff`) instead of copying the container's pipes into
+FIFOs. The client receives the pipes' read ends over that socket and the native
+pump splices them into the wrapped strategy's sinks: the shim copies nothing.
+Everywhere else the wrapped strategy is used unchanged (FIFOs), so both paths
+deliver the same bytes to the same sinks.
+
+When handoff does not apply (checked in ``fifo_set``, before anything exists):
+
+* the process has a **stdin** source: with a logging binary the shim connects
+  no stdin at all (the process would read ``/dev/null``), so such a process
+  keeps the FIFO path; likewise a **terminal**, a strategy without sinks
+  (``null``, ``attach``) and a package whose helper is not built. With
+  ``fallback=False`` these raise :class:`HandoffUnavailableError` instead.
+* The runtime is not checked (a strategy cannot see it): use handoff only
+  with the runc shims (``io.containerd.runc.v2``/``v1``), which support
+  logging binaries; :func:`pycontainerd.run` does.
+
+How the end of the output is found. The shim keeps the pipes' write ends until
+the process is **deleted**, so the client sees no EOF at exit. Instead,
+:meth:`HandoffIO.process_exited` (called by ``Process.wait()`` when the Wait RPC
+returns, and by ``delete()``) makes the pump copy until both pipes are empty
+and then stop; only then does ``wait()`` resolve. For a task's init process in
+its own pid namespace this is every byte: when it has exited, every process of
+the container is dead, so the pipes hold all that is left. For an **exec** (or
+an init process sharing a pid namespace), output a background child writes
+after the process's exit is not delivered to this handle: it stays in the pipe
+(and eventually blocks the child) until the exec is deleted. The FIFO path
+would instead wait for that child (and raise ``DrainTimeoutError``).
+
+Where bytes can be lost: nowhere at exit. The pump copies pipes into pipes,
+regular files (not ``O_APPEND``/``O_DIRECT``) and ``/dev/null`` with splice
+only, so a stop never strands bytes in a buffer; any other sink (ttys,
+sockets, append-only log files) is fed through a relay pipe that is closed
+(EOF) once the container's pipe is empty. A client that is killed or detaches
+mid-stream leaves the unread rest in the pipe: the helper keeps its own copies
+of the read ends, and :meth:`Container.attach_task` with any sink strategy
+connects again (the socket path is in the ``binary://`` URI that Tasks/Get
+reports) and receives the rest exactly once. Bytes a killed client had already
+moved into a relay pipe (only with the sinks above that need one) are lost
+with it, as bytes in a FIFO client's buffer are.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import stat
+import sys
+import termios
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import InvalidStateError
+from dataclasses import dataclass
+
+from pycontainerd import handoff as _handoff
+from pycontainerd._stdio import (
+    ProcessIO,
+    Sink,
+    Stdio,
+    _Capture,
+    _PumpedStdio,
+    _read_all,
+    _sink_fd,
+)
+from pycontainerd.api.types import Status, TaskInfo
+from pycontainerd.fifo import FIFOPipes, FIFOSet
+from pycontainerd.pump import CancelToken, CopyResult, copy_streams
+
+__all__ = [
+    "SOCKET_SUFFIX",
+    "HandoffIO",
+    "HandoffStdio",
+    "HandoffTarget",
+    "HandoffUnavailableError",
+    "available",
+    "handoff",
+    "reattach",
+    "socket_from_uri",
+    "socket_path",
+]
+
+#: The helper's socket is ``<bundle dir>/<process id><SOCKET_SUFFIX>``, beside the FIFOs' names.
+SOCKET_SUFFIX = "-handoff.sock"
+#: Default seconds to wait for the helper's answer when connecting.
+RECEIVE_TIMEOUT = 10.0
+# Exit drain: how often to look whether the container's pipes are empty yet
+# (doubling from the first value; nearly always the first look succeeds).
+_POLL_FIRST = 0.0002
+_POLL_MAX = 0.02
+_NAME_MAX = 255
+
+
+class HandoffUnavailableError(ValueError):
+    """Handoff was required (``fallback=False``) but cannot serve this process.
+
+    Attributes:
+        reason: Why (stdin, terminal, no sinks, helper not built).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"zero-copy handoff does not apply: {reason}")
+        self.reason = reason
+
+
+def available() -> bool:
+    """Whether the ``pcd-handoff`` helper is built (handoff can be used at all)."""
+    try:
+        _handoff.helper_path()
+    except _handoff.HelperNotBuiltError:
+        return False
+    return True
+
+
+def socket_path(directory: str, process_id: str) -> str:
+    """The helper's socket path for a process: ``<directory>/<process_id>-handoff.sock``.
+
+    Args:
+        directory: The container's bundle dir (absolute).
+        process_id: The container id (init process) or the exec id.
+
+    Returns:
+        The path.
+
+    Raises:
+        ValueError: ``directory`` is relative or ``process_id`` cannot be a file name.
+    """
+    if not os.path.isabs(directory) or "\0" in directory:
+        raise ValueError(f"directory must be an absolute path without NUL bytes: {directory!r}")
+    name = process_id + SOCKET_SUFFIX
+    if (not process_id or process_id in (".", "..") or "/" in process_id or "\0" in process_id
+            or len(os.fsencode(name)) > _NAME_MAX):
+        raise ValueError(f"invalid process id for a socket name: {process_id!r}")
+    return os.path.join(directory, name)
+
+
+def socket_from_uri(uri: str) -> str | None:
+    """The socket path in a pcd-handoff ``binary://`` stdio URI (as Tasks/Get reports it).
+
+    Args:
+        uri: A process's stdout as given at create/exec.
+
+    Returns:
+        The absolute socket path, or ``None`` when ``uri`` is not a pcd-handoff
+        URI (a FIFO path, another logging binary, a ``file://`` URI, ...).
+    """
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:
+        return None
+    if parts.scheme not in ("binary", "binary-v2"):
+        return None
+    if os.path.basename(urllib.parse.unquote(parts.path)) != _handoff.HELPER_NAME:
+        return None
+    # The shim passes only the first value of a repeated key to the helper.
+    values = urllib.parse.parse_qs(parts.query).get("socket")
+    if not values or not os.path.isabs(values[0]) or "\0" in values[0]:
+        return None
+    return values[0]
+
+
+class HandoffTarget(FIFOSet):
+    """What :meth:`HandoffStdio.fifo_set` returns when the process will use the handoff.
+
+    It carries the helper's socket path from ``fifo_set`` to ``open`` (the
+    container and task code pass the set through untouched). There are no
+    FIFOs: it creates, opens and removes nothing (the helper owns its socket).
+
+    Attributes:
+        socket_path: Where the helper will listen.
+    """
+
+    __slots__ = ("socket_path",)
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__(stdin=None, stdout=socket_path, stderr=None, terminal=False)
+        self.socket_path = socket_path
+
+    def create(self) -> None:
+        """Not applicable: a handoff process has no FIFOs.
+
+        Raises:
+            TypeError: Always.
+        """
+        raise TypeError("a handoff target has no FIFOs to create")
+
+    def open(self) -> FIFOPipes:
+        """Not applicable: a handoff process has no FIFOs.
+
+        Raises:
+            TypeError: Always.
+        """
+        raise TypeError("a handoff target has no FIFOs to open")
+
+    def close(self) -> None:
+        """Nothing to remove: the helper removes its socket when the shim stops it."""
+
+    def __repr__(self) -> str:
+        return f"HandoffTarget({self.socket_path!r})"
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where a wrapped strategy sends stdout and stderr."""
+
+    stdout: Sink | _Capture | None
+    stderr: Sink | _Capture | None
+    log_path: str | None
+
+
+def _outputs_of(stdio: Stdio) -> _Outputs | None:
+    if isinstance(stdio, _PumpedStdio):
+        return _Outputs(stdio._stdout, stdio._stderr, stdio._log_path)
+    return None
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in a pipe (FIONREAD; taken under the pipe's lock, so a splice is never half-seen)."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder, signed=True)
+
+
+def _splices_losslessly(fd: int) -> bool:
+    """Whether the pump moves pipe data into ``fd`` with splice alone.
+
+    Then nothing ever waits in the pump's own buffer, so stopping it once the
+    source pipe is empty cannot strand a byte. Conservative: a sink for which
+    the pump might fall back to read/write (a refused or ambiguous splice)
+    gets a relay pipe instead.
+    """
+    st = os.fstat(fd)
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if stat.S_ISFIFO(st.st_mode):
+        return True
+    if stat.S_ISREG(st.st_mode):
+        # splice into an O_APPEND file is refused (EINVAL); O_DIRECT needs alignment.
+        return not flags & (os.O_APPEND | os.O_DIRECT)
+    if stat.S_ISCHR(st.st_mode):
+        return (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)  # /dev/null
+    return False
+
+
+def _discard(src: int, cancel: CancelToken) -> None:
+    """Keep reading ``src`` into /dev/null until EOF or cancel (a failed sink must not stall the writer)."""
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        copy_streams([(src, null)], cancel=cancel)
+    finally:
+        os.close(null)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket left at ``path`` by a helper that was killed (nobody listens on it).
+
+    The helper never replaces an existing file, so a leftover would make it
+    fail. A socket somebody listens on belongs to a live process with this id:
+    it stays (the Create/Exec RPC then fails with a conflict).
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as probe:
+        probe.setblocking(False)
+        try:
+            _handoff._connect(probe, path)
+        except ConnectionRefusedError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+class _Stream:
+    """One output stream: container pipe -> sink, or -> relay pipe -> sink."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reader: threading.Thread | None = None  # reads the container's pipe
+        self.writer: threading.Thread | None = None  # relay -> sink, when relayed
+        self.result = CopyResult(0, None, False)
+
+    @property
+    def reading(self) -> bool:
+        return self.reader is not None and self.reader.is_alive()
+
+    def join(self) -> None:
+        for thread in (self.reader, self.writer):
+            if thread is not None:
+                thread.join()
+
+
+class HandoffIO(ProcessIO):
+    """The live stdio of a process whose stdout/stderr come from the ``pcd-handoff`` helper.
+
+    Created by :meth:`HandoffStdio.open` (new process) or :func:`reattach`.
+    The pipes are received in :meth:`process_created` (after Tasks/Create or
+    the exec's Start, once the helper listens); the output is complete in
+    :attr:`done` after :meth:`process_exited` (see the module docstring).
+
+    Attributes:
+        socket_path: The helper's socket.
+        uri: The ``binary://`` URI given as the process's stdout and stderr.
+    """
+
+    def __init__(self, socket_path: str, uri: str, *, timeout: float | None = RECEIVE_TIMEOUT) -> None:
+        super().__init__(None, None)
+        self.socket_path = socket_path
+        self.uri = uri
+        self._timeout = timeout
+        self._sinks: tuple[int, int] = (-1, -1)
+        self._received: _handoff.HandoffPipes | None = None
+        self._connecting = False
+        self._relay_fds: list[int] = []
+        # Stops the reads of the container's pipes: at the exit drain's end or on cancel.
+        self._drain = CancelToken()
+        self._exited = threading.Event()
+        self._handoff_closed = False
+
+    # -- what the RPC needs -------------------------------------------------
+    @property
+    def stdin_path(self) -> str:
+        """Always ``""``: with a logging binary the shim connects no stdin."""
+        return ""
+
+    @property
+    def stdout_path(self) -> str:
+        """The ``binary://`` URI of the helper."""
+        return self.uri
+
+    @property
+    def stderr_path(self) -> str:
+        """The same URI (the shim reads only stdout's; containerd's ``cio.LogURI`` sets both)."""
+        return self.uri
+
+    @property
+    def terminal(self) -> bool:
+        """Always False: handoff serves only processes without a terminal."""
+        return False
+
+    @property
+    def helper_pid(self) -> int:
+        """The helper's pid as seen when the pipes were received (0 before; diagnostics only)."""
+        received = self._received
+        return received.helper_pid if received is not None else 0
+
+    # -- set-up --------------------------------------------------------------
+    def _set_outputs(self, outputs: _Outputs) -> None:
+        if outputs.log_path is not None:
+            log = os.open(outputs.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            self._owned_fds.append(log)
+            self._sinks = (log, log)
+            return
+        self._sinks = (self._resolve("stdout", outputs.stdout), self._resolve("stderr", outputs.stderr))
+
+    def _resolve(self, name: str, sink: Sink | _Capture | None) -> int:
+        if isinstance(sink, _Capture):
+            fd = os.memfd_create(f"pcd-{name}", os.MFD_CLOEXEC)
+            self._capture_fds[name] = fd
+            return fd
+        if sink is None:
+            fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            self._owned_fds.append(fd)
+            return fd
+        return _sink_fd(sink)
+
+    def process_created(self) -> None:
+        """Connect to the helper, receive the container's pipes and start copying. Idempotent.
+
+        Raises:
+            FileNotFoundError: The helper's socket is missing (it failed to start or is gone).
+            HandoffError: The helper refused or answered wrongly.
+            TimeoutError: No answer in time.
+        """
+        with self._lock:
+            if self._closed or self._connecting:
+                return
+            self._connecting = True
+        try:
+            pipes = _handoff.receive(self.socket_path, timeout=self._timeout)
+        except BaseException:
+            with self._lock:
+                self._connecting = False
+            raise
+        with self._lock:
+            if self._closed:
+                pipes.close()
+                return
+            self._received = pipes
+            self._spawn("pcd-handoff-io", self._supervise, pipes.stdout, pipes.stderr)
+
+    def process_exited(self) -> None:
+        """The process has exited: copy what its pipes still hold, then finish. Idempotent, never blocks."""
+        self._exited.set()
+
+    # -- teardown ------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop copying promptly (bytes still in the pipes stay there for a later reader)."""
+        self._drain.cancel()
+        super().cancel()
+        self._exited.set()
+
+    def close(self) -> None:
+        """Stop copying and close the received pipes (the helper and its socket stay until Delete)."""
+        try:
+            super().close()
+        finally:
+            self._close_handoff()
+
+    def detach(self) -> None:
+        """Stop copying and close this client's pipe ends; the helper keeps serving a later attach."""
+        try:
+            super().detach()
+        finally:
+            self._close_handoff()
+
+    def _close_handoff(self) -> None:
+        # Runs after the base class joined every thread, so no copy uses these fds.
+        with self._lock:
+            if self._handoff_closed:
+                return
+            self._handoff_closed = True
+            received, self._received = self._received, None
+            relays, self._relay_fds = self._relay_fds, []
+        if received is not None:
+            received.close()
+        for fd in relays:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._drain.close()
+
+    # -- copying -------------------------------------------------------------
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _supervise(self, out_src: int, err_src: int) -> None:
+        streams: list[_Stream] = []
+        try:
+            streams.append(self._start_stream("stdout", out_src, self._sinks[0]))
+            streams.append(self._start_stream("stderr", err_src, self._sinks[1]))
+            self._exited.wait()
+            self._drain_at_exit((out_src, err_src), streams)
+            for stream in streams:
+                stream.join()
+            self.results = [stream.result for stream in streams]
+            for name, fd in self._capture_fds.items():
+                self._captured[name] = _read_all(fd)
+        except BaseException as exc:  # handed to the waiter
+            self._drain.cancel()
+            self._out_cancel.cancel()
+            for stream in streams:
+                stream.join()
+            with contextlib.suppress(InvalidStateError):
+                self._done.set_exception(exc)
+        else:
+            with contextlib.suppress(InvalidStateError):
+                self._done.set_result(None)
+
+    def _drain_at_exit(self, sources: tuple[int, int], streams: list[_Stream]) -> None:
+        # No writer is left (see the module docstring), so once both pipes are
+        # empty every byte has left them: spliced into the sink or a relay pipe.
+        delay = _POLL_FIRST
+        while not self._drain.cancelled and any(stream.reading for stream in streams):
+            if all(_unread(fd) == 0 for fd in sources):
+                self._drain.cancel()
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    def _start_stream(self, name: str, src: int, sink: int) -> _Stream:
+        stream = _Stream(name)
+        if _splices_losslessly(sink):
+            stream.reader = self._spawn(f"pcd-handoff-{name}", self._copy_direct, stream, src, sink)
+            return stream
+        relay_r, relay_w = os.pipe2(os.O_CLOEXEC)
+        self._relay_fds.append(relay_r)
+        try:
+            stream.writer = self._spawn(f"pcd-handoff-{name}-out", self._copy_relayed, stream, relay_r, sink)
+            stream.reader = self._spawn(f"pcd-handoff-{name}-in", self._copy_to_relay, src, relay_w)
+        except BaseException:
+            os.close(relay_w)
+            raise
+        return stream
+
+    def _copy_direct(self, stream: _Stream, src: int, sink: int) -> None:
+        (result,) = copy_streams([(src, sink)], cancel=self._drain)
+        stream.result = result
+        if result.error is not None and not self._drain.cancelled:
+            _discard(src, self._drain)
+
+    def _copy_to_relay(self, src: int, relay_w: int) -> None:
+        try:
+            (result,) = copy_streams([(src, relay_w)], cancel=self._drain)
+            if result.error is not None and not self._drain.cancelled:
+                _discard(src, self._drain)
+        finally:
+            # EOF for the relay's reader: everything before it is in the relay pipe.
+            os.close(relay_w)
+
+    def _copy_relayed(self, stream: _Stream, relay_r: int, sink: int) -> None:
+        (result,) = copy_streams([(relay_r, sink)], cancel=self._out_cancel)
+        stream.result = result
+        if result.error is not None and not self._out_cancel.cancelled:
+            _discard(relay_r, self._out_cancel)
+
+
+class HandoffStdio(Stdio):
+    """A stdio strategy that uses the zero-copy handoff where it applies (see :func:`handoff`).
+
+    Attributes:
+        inner: The wrapped strategy: where the bytes go, and what is used
+            where handoff does not apply.
+        fallback: Whether to fall back to ``inner`` (else raise).
+    """
+
+    inner: Stdio
+    fallback: bool
+
+    def __init__(self, inner: Stdio, *, fallback: bool = True,
+                 timeout: float | None = RECEIVE_TIMEOUT) -> None:
+        if not isinstance(inner, Stdio):
+            raise TypeError(f"handoff() wraps a Stdio strategy, not {type(inner).__name__}")
+        if isinstance(inner, HandoffStdio):
+            inner = inner.inner
+        self.inner = inner
+        self.fallback = fallback
+        self.stdin = inner.stdin
+        self.needs_fifos = inner.needs_fifos
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"HandoffStdio({self.inner!r}, fallback={self.fallback})"
+
+    def unavailable_reason(self, *, terminal: bool) -> str | None:
+        """Why handoff cannot serve a process (``None``: it can).
+
+        Args:
+            terminal: Whether the process has a terminal.
+
+        Returns:
+            The reason, or ``None``.
+        """
+        if terminal:
+            return "the process has a terminal (the shim runs a logging binary only without one)"
+        if self.inner.stdin:
+            return "the process has stdin (with a logging binary the shim connects none: use FIFOs)"
+        if _outputs_of(self.inner) is None:
+            return f"{self.inner!r} has no sinks to copy into (wrap streams/capture/log_file/inherit)"
+        if not available():
+            return f"{_handoff.HELPER_NAME} is not built"
+        return None
+
+    def fifo_set(self, directory: str, process_id: str, *, terminal: bool) -> FIFOSet | None:
+        """A :class:`HandoffTarget` when handoff applies, else the wrapped strategy's FIFOs.
+
+        Raises:
+            HandoffUnavailableError: It does not apply and ``fallback`` is False.
+            ValueError: Bad directory or process id.
+        """
+        reason = self.unavailable_reason(terminal=terminal)
+        if reason is None:
+            return HandoffTarget(socket_path(directory, process_id))
+        if not self.fallback:
+            raise HandoffUnavailableError(reason)
+        return self.inner.fifo_set(directory, process_id, terminal=terminal)
+
+    def open(self, fifos: FIFOSet | None) -> ProcessIO:
+        """Prepare the handoff for a :class:`HandoffTarget`; open anything else with the wrapped strategy.
+
+        The pipes are received later, in :meth:`HandoffIO.process_created`.
+
+        Args:
+            fifos: What :meth:`fifo_set` returned (or a reattach set: FIFOs).
+
+        Returns:
+            The live IO; on failure nothing is left behind.
+        """
+        if not isinstance(fifos, HandoffTarget):
+            return self.inner.open(fifos)
+        outputs = _outputs_of(self.inner)
+        assert outputs is not None  # fifo_set returns a target only then
+        _remove_stale_socket(fifos.socket_path)
+        uid = os.geteuid()
+        uri = _handoff.binary_uri(fifos.socket_path, owner_uid=uid or None)
+        io = HandoffIO(fifos.socket_path, uri, timeout=self._timeout)
+        try:
+            io._set_outputs(outputs)
+        except BaseException:
+            io.close()
+            raise
+        return io
+
+    def _wire(self, io: ProcessIO, pipes: FIFOPipes) -> None:  # pragma: no cover - open() is overridden
+        raise AssertionError("HandoffStdio opens through its inner strategy")
+
+
+def handoff(stdio: Stdio, *, fallback: bool = True, timeout: float | None = RECEIVE_TIMEOUT) -> Stdio:
+    """Use the zero-copy handoff for ``stdio``'s stdout and stderr wherever it applies.
+
+    ``stdio`` says where the bytes go (``streams``, ``capture``, ``log_file``,
+    ``inherit``); the handoff only changes how they get there, and the bytes
+    are the same. It applies to a process without stdin and without a
+    terminal on a runc shim (the caller's responsibility: a strategy cannot
+    see the runtime), with the helper built. See :mod:`pycontainerd._handoff_stdio`
+    for how the exit is handled (init processes vs execs).
+
+    Example:
+        >>> task = container.new_task(stdio=stdio.handoff(stdio.capture()))
+
+    Args:
+        stdio: The strategy to wrap.
+        fallback: Where handoff does not apply, use ``stdio`` as is (FIFOs);
+            False: raise :class:`HandoffUnavailableError` from ``new_task``/``exec``
+            before anything is created.
+        timeout: Seconds to wait for the helper's answer when connecting.
+
+    Returns:
+        The strategy (for ``new_task``, ``exec`` and ``attach_task``).
+
+    Raises:
+        TypeError: ``stdio`` is not a :class:`~pycontainerd.stdio.Stdio`.
+
+    .. versionadded:: 0.1
+    """
+    return HandoffStdio(stdio, fallback=fallback, timeout=timeout)
+
+
+def reattach(stdio: Stdio, info: TaskInfo, *, timeout: float | None = RECEIVE_TIMEOUT) -> ProcessIO | None:
+    """Reconnect to the helper of a running process whose stdout is a pcd-handoff URI.
+
+    Used by ``Container.attach_task``: any strategy with sinks (wrapped in
+    :func:`handoff` or not) attaches this way, as such a process has no FIFOs.
+
+    Args:
+        stdio: Where the output should go.
+        info: The process as Tasks/Get reports it.
+        timeout: Seconds to wait for the helper's answer.
+
+    Returns:
+        The live IO (copying), or ``None`` when the process does not use the
+        handoff, its shim is unreachable (status UNKNOWN) or ``stdio`` is
+        ``null()`` (nothing is attached then).
+
+    Raises:
+        ValueError: ``stdio`` has no sinks (an ``attach`` callback).
+        FileNotFoundError: The helper's socket is gone (the helper was killed).
+        HandoffError: The helper refused or answered wrongly.
+    """
+    path = socket_from_uri(info.stdout)
+    if path is None or info.status is Status.UNKNOWN:
+        return None
+    inner = stdio.inner if isinstance(stdio, HandoffStdio) else stdio
+    outputs = _outputs_of(inner)
+    if outputs is None:
+        if not inner.needs_fifos:
+            return None
+        raise ValueError(f"process {info.id!r} uses the zero-copy handoff: attach with streams/capture/"
+                         f"log_file/inherit, not {inner!r}")
+    io = HandoffIO(path, info.stdout, timeout=timeout)
+    try:
+        io._set_outputs(outputs)
+        io.process_created()
+    except BaseException:
+        io.close()
+        raise
+    return io

@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _stdio, errors, oci
+from pycontainerd import _handoff_stdio, _stdio, errors, oci
 from pycontainerd.container import new_container
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def run(
     timeout: float | None = None,
     client: Client | None = None,
     spec_options: Mapping[str, Any] | None = None,
+    handoff: bool | None = None,
 ) -> CompletedContainer:
     """Run ``args`` in a new container on ``rootfs`` and wait for it, then delete the container.
 
@@ -87,6 +88,9 @@ def run(
         timeout: Seconds before the container is killed (``TimeoutError`` is then raised).
         client: The client to use; default: one from ``CONTAINERD_ADDRESS``/``CONTAINERD_NAMESPACE``.
         spec_options: Further keyword options for :func:`pycontainerd.oci.build`.
+        handoff: Zero-copy stdout/stderr (:func:`pycontainerd.stdio.handoff`): ``None``
+            (default) uses it when it applies (no ``stdin``, no ``tty``, helper built), else
+            FIFOs; ``True`` requires it; ``False`` always uses FIFOs. The bytes are the same.
 
     Returns:
         The completed container.
@@ -95,6 +99,7 @@ def run(
         ContainerError: ``check`` is set and the exit status is non-zero.
         TimeoutError: The timeout expired (the container was killed and removed).
         ValueError: Conflicting or invalid arguments.
+        HandoffUnavailableError: ``handoff=True`` with ``stdin`` or ``tty`` (or no helper).
     """
     if capture_output and (stdout is not None or stderr is not None):
         raise ValueError("stdout and stderr arguments may not be used with capture_output")
@@ -111,6 +116,8 @@ def run(
         stdio = _stdio.capture(stdin)
     else:
         stdio = _stdio.streams(stdin, stdout, stderr)
+    if handoff is not False:
+        stdio = _handoff_stdio.handoff(stdio, fallback=handoff is None)
     try:
         container = new_container(client, container_id, spec)
         try:

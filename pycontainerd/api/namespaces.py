@@ -81,15 +81,17 @@ class NamespacesService(Service):
             metadata: Extra gRPC metadata.
 
         Returns:
-            The updated namespace.
+            The namespace as stored after the update.
         """
-        paths = ["labels"] if replace else [f"labels.{key}" for key in labels]
         request = namespace_pb2.UpdateNamespaceRequest(
-            namespace=namespace_pb2.Namespace(name=name, labels=dict(labels)),
-            update_mask=field_mask_pb2.FieldMask(paths=paths),
+            namespace=namespace_pb2.Namespace(name=name, labels=dict(labels))
         )
-        response = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
-        return Namespace.from_proto(response.namespace)
+        if not replace:
+            # An empty mask means "replace all labels"; containerd accepts only labels.<key> paths.
+            request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=[f"labels.{key}" for key in labels]))
+        self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
+        # containerd's Update answers with an empty namespace, so read the result back.
+        return self.get(name, timeout=timeout, metadata=metadata)
 
     def delete(self, name: str, *, timeout: float | None = None, metadata: Metadata = ()) -> None:
         """Delete an empty namespace.

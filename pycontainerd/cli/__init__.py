@@ -1,0 +1,122 @@
+"""The ``pycontainerd`` command (also ``python -m pycontainerd``).
+
+Run ``pycontainerd --help`` for the commands. :func:`main` is the entry point;
+it never lets a traceback reach the user for a mistake they can fix: every
+failure is one line on stderr (``pycontainerd: error: ...``) and a non-zero
+exit status (set ``PYCONTAINERD_DEBUG=1`` to see the traceback of an
+unexpected error). Modules:
+
+* ``_app``: argument parsing and value checks (no client imports);
+* ``_commands``: one function per command;
+* ``_output``: tables, ``--json``, the error line;
+* ``_terminal``: raw mode and SIGWINCH for ``-t``;
+* ``_embedded``: the embedded private containerd (``daemon start|stop|status``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``pycontainerd`` command.
+
+    Args:
+        argv: The arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: the container's for ``run``/``exec``, 0 on success,
+        1 on failure (125 for ``run``/``exec``), 2 for a usage error.
+    """
+    from pycontainerd.cli import _app, _output
+
+    try:
+        args = _app.parse(sys.argv[1:] if argv is None else argv)
+    except _app.UsageError as exc:
+        _output.error_line(str(exc))
+        return _app.EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    if args.version:
+        from pycontainerd import __version__
+
+        print(f"pycontainerd {__version__}")
+        return 0
+    if _app.print_help_if_no_command(args):
+        return _app.EXIT_USAGE
+
+    from pycontainerd.cli import _commands
+
+    ctx = _commands.Context(args)
+    try:
+        return _commands.COMMANDS[args.command](ctx)
+    except _commands.CLIError as exc:
+        _output.error_line(str(exc))
+        return exc.status if exc.status is not None else ctx.failed_status()
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return ctx.failed_status()
+    except Exception as exc:
+        _output.error_line(_describe(exc, ctx))
+        if os.environ.get("PYCONTAINERD_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        return _usage_status(exc, ctx)
+    finally:
+        with contextlib.suppress(Exception):
+            ctx.close()
+
+
+def _usage_status(exc: BaseException, ctx: object) -> int:
+    from pycontainerd.cli import _commands
+
+    assert isinstance(ctx, _commands.Context)
+    return ctx.failed_status()
+
+
+def _describe(exc: BaseException, ctx: object) -> str:
+    """One line for an exception the command did not turn into a CLIError."""
+    from pycontainerd import errors
+    from pycontainerd.cli import _commands
+
+    assert isinstance(ctx, _commands.Context)
+    if isinstance(exc, errors.ContainerdError):
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, errors.UnavailableError):
+            path = ctx.socket_path()
+            if path is not None and not os.path.exists(path):
+                text = f"containerd socket {path} does not exist: is containerd running?"
+                if not ctx.explicit_address and not ctx.embedded:
+                    text += " (or start a private one: 'pycontainerd daemon start', or pass --embedded)"
+        return text
+    try:
+        from pycontainerd.daemon import DaemonError
+    except ImportError:  # pragma: no cover
+        DaemonError = RuntimeError  # type: ignore[misc,assignment]
+    if isinstance(exc, DaemonError):
+        first = str(exc).splitlines()[0] if str(exc) else "containerd failed"
+        return f"{first} (see the daemon's log for details)"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    if isinstance(exc, (ValueError, TypeError, LookupError)):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc} (PYCONTAINERD_DEBUG=1 shows the traceback)"
+
+
+def _silence_stdout() -> None:
+    # stdout's reader went away: point fd 1 at /dev/null so the final flush does not fail again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,480 @@
+"""The ``pycontainerd`` command line: argument parsing only (no client imports here).
+
+Every value a user types is checked while parsing, by the ``type=`` functions
+below, so a bad flag value is one ``argparse`` error line and exit status 2
+before anything touches containerd. :func:`parse` also splits ``ID -- CMD…``
+and resolves ``run``'s ``(--rootfs DIR | IMAGE) ID`` positionals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["EXIT_USAGE", "UsageError", "build_parser", "parse"]
+
+#: Exit status for a command-line mistake (argparse's convention).
+EXIT_USAGE = 2
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+_MAX_IDENTIFIER = 76
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?[bB]?)\s*$")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_MAX_ID = 2**31 - 1
+_ENV_NAME = re.compile(r"^[^=\0]+$")
+
+_ALIASES = {"tasks": "ps", "ls": "containers"}
+_DESCRIPTION = "pycontainerd: run and manage containers through containerd (a fast, typed client)."
+_EPILOG = """\
+address: --address, else $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock
+  (or the embedded daemon: --embedded, `pycontainerd daemon start`, PYCONTAINERD_EMBEDDED=1).
+namespace: --namespace, else $CONTAINERD_NAMESPACE, else "default".
+exit status: run/exec return the container's (128+N when killed by signal N) and 125 when
+  pycontainerd itself fails; other commands 0 on success, 1 on failure; 2 for usage errors.
+"""
+_RUN_EPILOG = """\
+IMAGE: pycontainerd cannot run images yet (the library has no image/snapshot support);
+  give a root filesystem directory with --rootfs (`pycontainerd rootfs busybox DIR` makes one).
+examples:
+  pycontainerd run --rm --rootfs /srv/busybox hello -- echo hello
+  pycontainerd run --rm -t -i --rootfs /srv/busybox shell -- sh
+"""
+
+
+class UsageError(Exception):
+    """A command-line mistake: one line for stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``prog: error: msg``), never usage dumps."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments"):
+            message += " (a container's command goes after '--')"
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- value checks (argparse ``type=`` functions: raise ArgumentTypeError) ----------------------------
+
+
+def identifier(text: str) -> str:
+    """Check a containerd identifier (container id, exec id, namespace).
+
+    Args:
+        text: The value typed.
+
+    Returns:
+        The identifier.
+
+    Raises:
+        argparse.ArgumentTypeError: It breaks containerd's identifier rules.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("an id must not be empty")
+    if len(text) > _MAX_IDENTIFIER:
+        raise argparse.ArgumentTypeError(f"id {text[:20]!r}... is longer than {_MAX_IDENTIFIER} characters")
+    if not _IDENTIFIER.match(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid id {text!r}: use letters and digits separated by single '.', '_' or '-'"
+        )
+    return text
+
+
+def byte_size(text: str) -> int:
+    """Parse a size: ``1048576``, ``512k``, ``64M``, ``64MiB``, ``1.5G`` (powers of 1024).
+
+    Raises:
+        argparse.ArgumentTypeError: Not a positive size.
+    """
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 67108864, 512k, 64M, 1G)")
+    value = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if value < 1 or value != value:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be at least 1 byte")
+    return int(value)
+
+
+def cpus(text: str) -> float:
+    """Parse a CPU count (``0.5``, ``2``); at least 0.01.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a number, or below 0.01.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid CPU count {text!r} (e.g. 0.5, 2)") from None
+    if not 0.01 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"invalid CPU count {text!r}: must be at least 0.01")
+    return value
+
+
+def _uint(text: str, what: str, original: str, upper: int = _MAX_ID) -> int:
+    if not text.isdigit() or int(text) > upper:
+        raise argparse.ArgumentTypeError(f"invalid {what} in {original!r}: must be a number 0..{upper}")
+    return int(text)
+
+
+def user(text: str) -> tuple[int, int]:
+    """Parse ``UID[:GID]`` (numeric; a missing gid is 0).
+
+    Raises:
+        argparse.ArgumentTypeError: Not numeric ids in range.
+    """
+    uid, sep, gid = text.partition(":")
+    return _uint(uid, "uid", text), (_uint(gid, "gid", text) if sep else 0)
+
+
+def userns(text: str) -> tuple[int, int, int]:
+    """Parse ``UID:GID:SIZE``: container root maps to host uid UID and gid GID, SIZE ids each.
+
+    Raises:
+        argparse.ArgumentTypeError: Not three numbers, or a size of 0.
+    """
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"invalid --userns {text!r}: expected HOST_UID:HOST_GID:SIZE")
+    uid, gid, size = (_uint(p, name, text) for p, name in zip(parts, ("uid", "gid", "size"), strict=False))
+    if size == 0:
+        raise argparse.ArgumentTypeError(f"invalid --userns {text!r}: size must be at least 1")
+    return uid, gid, size
+
+
+def env_var(text: str) -> str:
+    """Check ``KEY=VALUE``.
+
+    Raises:
+        argparse.ArgumentTypeError: No ``=``, an empty key, or a NUL byte.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not _ENV_NAME.match(key) or "\0" in value:
+        raise argparse.ArgumentTypeError(f"invalid environment variable {text!r}: expected KEY=VALUE")
+    return text
+
+
+def signal_spec(text: str) -> int:
+    """Parse a signal: ``9``, ``KILL``, ``SIGKILL``, ``sigterm``.
+
+    Raises:
+        argparse.ArgumentTypeError: Unknown name or a number outside 1..64.
+    """
+    import signal as _signal
+
+    upper = text.strip().upper()
+    if upper.isdigit():
+        if 1 <= int(upper) <= 64:
+            return int(upper)
+        raise argparse.ArgumentTypeError(f"invalid signal {text!r}: must be 1..64")
+    name = upper if upper.startswith("SIG") else "SIG" + upper
+    try:
+        return int(_signal.Signals[name])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"invalid signal {text!r} (e.g. TERM, KILL, 9)") from None
+
+
+def absolute_dir_path(text: str) -> str:
+    """Make a path absolute (relative to the current directory) and normalise it."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"invalid path {text!r}")
+    return os.path.abspath(text)
+
+
+def container_path(text: str) -> str:
+    """Check an absolute path inside the container (``--cwd``)."""
+    if not text.startswith("/") or "\0" in text:
+        raise argparse.ArgumentTypeError(f"invalid --cwd {text!r}: must be an absolute path in the container")
+    return text
+
+
+def hostname(text: str) -> str:
+    """Check a hostname (1..64 characters, no whitespace, '/' or NUL)."""
+    if not 1 <= len(text) <= 64 or any(c.isspace() or c in "/\0" for c in text):
+        raise argparse.ArgumentTypeError(f"invalid hostname {text!r}")
+    return text
+
+
+def positive_int(text: str) -> int:
+    """A positive integer."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive integer")
+    return int(text)
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+
+def _common(*, suppress: bool) -> _Parser:
+    """The global options, accepted before and after the subcommand."""
+    parent = _Parser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    group = parent.add_argument_group("connection and output")
+    group.add_argument(
+        "--address",
+        "-a",
+        default=default,
+        metavar="SOCKET",
+        help="containerd socket (default: $CONTAINERD_ADDRESS, else the system socket)",
+    )
+    group.add_argument(
+        "--namespace",
+        "-n",
+        default=default,
+        type=identifier,
+        metavar="NS",
+        help="containerd namespace (default: $CONTAINERD_NAMESPACE, else 'default')",
+    )
+    group.add_argument(
+        "--embedded",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="use the embedded private containerd, starting it if needed",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="machine-readable JSON output",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help="deadline of each containerd call (default 60)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full ``pycontainerd`` parser.
+
+    Returns:
+        The parser; :func:`parse` is what the command uses.
+    """
+    parser = _Parser(
+        prog="pycontainerd",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(suppress=False)],
+    )
+    parser.add_argument("--version", action="store_true", help="print the client version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = [_common(suppress=True)]
+
+    def add(
+        name: str, help: str, aliases: Sequence[str] = (), epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            aliases=list(aliases),
+            parents=common,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = add("run", "run a command in a new container", epilog=_RUN_EPILOG)
+    run.add_argument("--rm", action="store_true", help="delete the container when it exits")
+    run.add_argument("-d", "--detach", action="store_true", help="start it and return (output is discarded)")
+    _process_flags(run)
+    run.add_argument("--rootfs", type=absolute_dir_path, metavar="DIR", help="root filesystem directory")
+    run.add_argument("--memory", "-m", type=byte_size, metavar="BYTES", help="memory limit (e.g. 64M)")
+    run.add_argument("--cpus", type=cpus, metavar="N", help="CPU limit (e.g. 0.5)")
+    run.add_argument("--hostname", type=hostname, help="the container's hostname")
+    run.add_argument(
+        "--userns",
+        type=userns,
+        metavar="UID:GID:SIZE",
+        help="run in a user namespace: container root is host UID:GID, SIZE ids mapped",
+    )
+    run.add_argument(
+        "refs",
+        nargs="+",
+        metavar="[IMAGE] ID [CMD]",
+        help="the container id (after IMAGE when --rootfs is not given)",
+    )
+
+    exec_ = add("exec", "run an additional process in a running container")
+    exec_.add_argument(
+        "-d", "--detach", action="store_true", help="start it and return (output is discarded)"
+    )
+    _process_flags(exec_)
+    exec_.add_argument("refs", nargs="+", metavar="ID EXEC_ID [CMD]", help="container id, then a new exec id")
+
+    ps = add("ps", "list tasks, or the processes of one container's task", aliases=["tasks"])
+    ps.add_argument("id", nargs="?", type=identifier, metavar="ID", help="list this container's processes")
+
+    add("containers", "list containers", aliases=["ls"])
+
+    kill = add("kill", "signal a container's task (or one exec'd process)")
+    kill.add_argument(
+        "-s",
+        "--signal",
+        type=signal_spec,
+        default=15,
+        metavar="SIG",
+        help="signal name or number (default TERM)",
+    )
+    kill.add_argument("--all", action="store_true", help="signal every process in the container")
+    kill.add_argument("--exec-id", type=identifier, metavar="EXEC_ID", help="signal this exec'd process")
+    kill.add_argument("ids", nargs="+", type=identifier, metavar="ID")
+
+    for name, text in (
+        ("pause", "freeze every process of a container"),
+        ("resume", "thaw a paused container"),
+    ):
+        cmd = add(name, text)
+        cmd.add_argument("ids", nargs="+", type=identifier, metavar="ID")
+
+    rm = add("rm", "delete containers (and their stopped tasks)")
+    rm.add_argument("-f", "--force", action="store_true", help="kill a running task first")
+    rm.add_argument("ids", nargs="+", type=identifier, metavar="ID")
+
+    stats = add("stats", "show a container's cgroup metrics")
+    stats.add_argument("ids", nargs="+", type=identifier, metavar="ID")
+
+    add("events", "print task events as they happen (one line each; Ctrl-C stops)")
+    add("version", "print client and daemon versions")
+
+    bench = add("bench", "run the end-to-end benchmarks against ctr (needs a source checkout)")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
+    bench.add_argument(
+        "bench_args",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="further options for benchmarks/e2e.py (see its --help)",
+    )
+
+    daemon = add("daemon", "manage the embedded private containerd")
+    daemon.add_argument("action", choices=["start", "stop", "status"])
+    daemon.add_argument(
+        "--purge",
+        action="store_true",
+        help="with stop: also delete its state directory (content, metadata, logs)",
+    )
+
+    rootfs = add("rootfs", "build a root filesystem for demos and tests")
+    rootfs.add_argument("kind", choices=["busybox"])
+    rootfs.add_argument("dir", type=absolute_dir_path, metavar="DIR")
+    return parser
+
+
+def _process_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (raw mode with -i)")
+    parser.add_argument("-i", "--interactive", action="store_true", help="forward stdin")
+    parser.add_argument(
+        "--env",
+        "-e",
+        type=env_var,
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set an environment variable (repeatable)",
+    )
+    parser.add_argument(
+        "--cwd",
+        "-w",
+        type=container_path,
+        metavar="DIR",
+        help="working directory in the container (default: / for run, the container's for exec)",
+    )
+    parser.add_argument(
+        "--user",
+        "-u",
+        type=user,
+        metavar="UID[:GID]",
+        help="numeric user (default: 0:0 for run, the container's for exec)",
+    )
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split ``argv`` at the first ``--`` that follows a ``run``/``exec`` subcommand."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return argv[:i], list(argv[i + 1 :])
+    return argv, None
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a ``pycontainerd`` command line.
+
+    For ``run``/``exec`` the namespace gets ``id``, ``exec_id`` (exec), ``image``
+    (run: ``None`` with ``--rootfs``) and ``cmd`` (the words after ``--``, or the
+    positionals after the ids).
+
+    Args:
+        argv: The arguments, without the program name.
+
+    Returns:
+        The parsed namespace (``command`` is ``None`` when none was given).
+
+    Raises:
+        UsageError: A command-line mistake (one line, for stderr).
+        SystemExit: ``--help`` was printed.
+    """
+    words = list(argv)
+    head, tail = words, None
+    # Only split for the commands that take a command line after "--".
+    for word in words:
+        if word in ("run", "exec"):
+            head, tail = _split_command(words)
+            break
+        if word == "--" or not word.startswith("-"):
+            break
+    args = build_parser().parse_args(head)
+    args.command = _ALIASES.get(args.command, args.command)
+    if args.command in ("run", "exec"):
+        _resolve_process_refs(args, tail)
+    elif tail is not None:
+        raise UsageError(f"{args.command} takes no command after '--'")
+    if args.command == "bench" and args.bench_args[:1] == ["--"]:
+        args.bench_args = args.bench_args[1:]
+    return args
+
+
+def _resolve_process_refs(args: argparse.Namespace, tail: list[str] | None) -> None:
+    refs: list[str] = list(args.refs)
+    prog = f"pycontainerd {args.command}"
+    if args.command == "run":
+        if args.rootfs is None:
+            if len(refs) < 2:
+                raise UsageError(f"give --rootfs DIR (or IMAGE) and a container ID (see '{prog} --help')")
+            args.image, refs = refs[0], refs[1:]
+        else:
+            args.image = None
+        id_count = 1
+    else:
+        if len(refs) < 2:
+            raise UsageError(f"give the container ID and a new EXEC_ID (see '{prog} --help')")
+        id_count = 2
+    ids, cmd = refs[:id_count], refs[id_count:]
+    try:
+        args.id = identifier(ids[0])
+        if args.command == "exec":
+            args.exec_id = identifier(ids[1])
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{exc} (see '{prog} --help')") from None
+    args.cmd = cmd + (tail or [])
+    if not args.cmd:
+        raise UsageError(
+            f"no command given: put it after '--', e.g. '{prog} ... {ids[-1]} -- sh' (see '{prog} --help')"
+        )
+    if args.detach and (args.interactive or args.tty):
+        raise UsageError("-d cannot be combined with -i or -t")
+    if args.command == "run" and args.detach and args.rm:
+        raise UsageError("--rm cannot be combined with -d (the container outlives the command)")
+
+
+def print_help_if_no_command(args: argparse.Namespace) -> bool:
+    """Print the top-level help when no command was given; return whether it did."""
+    if args.command is None:
+        build_parser().print_help(sys.stderr)
+        return True
+    return False

@@ -1,0 +1,104 @@
+"""The local terminal for ``run -t``/``exec -t``: raw mode, window size, SIGWINCH → resize.
+
+Only ``termios``/``signal``/``fcntl`` are used; nothing here imports the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import struct
+import termios
+import tty
+from collections.abc import Callable, Iterator
+
+__all__ = ["forward_signals", "raw_mode", "terminal_fd", "watch_resize", "window_size"]
+
+_Handler = Callable[[int, object], None]
+
+
+def terminal_fd() -> int | None:
+    """The fd of the controlling terminal among stdin, stdout and stderr (``None``: none is a tty)."""
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                return fd
+    return None
+
+
+def window_size(fd: int) -> tuple[int, int] | None:
+    """The terminal's ``(columns, rows)``, or ``None`` when ``fd`` is not a terminal or reports 0x0."""
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        return None
+    if rows == 0 and cols == 0:
+        return None
+    return cols, rows
+
+
+@contextlib.contextmanager
+def raw_mode(fd: int) -> Iterator[None]:
+    """Put the terminal on ``fd`` in raw mode for the block, restoring its settings after.
+
+    Raw mode sends every key (Ctrl-C included) to the container's terminal, whose
+    line discipline then does what a local one would.
+    """
+    try:
+        saved = termios.tcgetattr(fd)
+    except termios.error:
+        yield
+        return
+    tty.setraw(fd, termios.TCSANOW)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def watch_resize(fd: int, resize: Callable[[int, int], None]) -> Iterator[None]:
+    """Call ``resize(columns, rows)`` now and on every SIGWINCH while the block runs.
+
+    ``resize`` runs in the main thread (in the signal handler); its exceptions are
+    swallowed: a resize racing the process's exit must not break the command.
+    """
+
+    def send(*_: object) -> None:
+        size = window_size(fd)
+        if size is not None:
+            with contextlib.suppress(Exception):
+                resize(*size)
+
+    previous = signal.signal(signal.SIGWINCH, send)
+    try:
+        send()
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+
+
+@contextlib.contextmanager
+def forward_signals(
+    forward: Callable[[int], None],
+    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT),
+) -> Iterator[None]:
+    """Call ``forward(signum)`` instead of dying when one of ``signals`` arrives during the block.
+
+    ``forward`` runs in the main thread; its exceptions are swallowed (the task
+    may have exited between the signal and the kill).
+    """
+
+    def handler(signum: int, _frame: object) -> None:
+        with contextlib.suppress(Exception):
+            forward(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,73 +1,59 @@
-"""Container stdout throughput: pcd-handoff + native splice pump vs plain ``ctr run``.
+"""Container stdout throughput: pycontainerd handoff vs pycontainerd FIFO vs ``ctr run``.
 
-Each round runs ``dd if=/dev/zero bs=1M count=N`` in a busybox container
-(``ctr run --rm --rootfs``) twice, alternating the order:
+Each run starts a busybox container running ``dd if=/dev/zero bs=1M count=N``
+and sends its stdout to one of three sinks:
 
-* ``ctr``: ctr's own FIFO stdio, its stdout redirected to /dev/null (the shim
-  copies the container's pipe into the FIFO, ctr copies the FIFO);
-* ``handoff``: ``--log-uri binary://.../pcd-handoff``; this process receives
-  the container's pipes and the native pump splices them into /dev/null.
+* ``/dev/null``;
+* ``a pipe`` read by ``dd of=/dev/null bs=1M`` (its byte count is checked);
+* ``a file`` (a fresh regular file on the root filesystem; its size is checked).
 
-Wall time covers the whole ``ctr run`` (create, start, exit, delete) and, for
-handoff, the drain to EOF. Client CPU is user+system time of ctr plus, for
-handoff, of this process during the run. Medians over the rounds.
+Three ways to run it, one after the other within each round, in an order
+that rotates from round to round (so that none always runs first or last):
+
+* ``handoff``: ``pycontainerd.run(..., stdout=sink, handoff=True)``: the shim
+  runs ``pcd-handoff``, this process receives the container's own pipe and the
+  native pump splices it into the sink (nothing copies in the shim);
+* ``fifo``: ``pycontainerd.run(..., stdout=sink, handoff=False)``: the shim
+  copies the container's pipe into a FIFO, the native pump splices the FIFO;
+* ``ctr``: ``ctr run --rm --rootfs ...`` with its stdout redirected to the
+  sink: the shim copies into a FIFO, ctr copies the FIFO (32 KiB buffers).
+
+Wall time covers the whole run: create, start, the container's exit, the
+output drained, delete. Client CPU is user+system time of the client: this
+process during a pycontainerd run (gRPC threads included), or the ``ctr``
+process. Neither counts the shim, containerd or the pipe's reader. Reported:
+medians over the rounds.
 
 Runs against a private containerd it starts (own root/state/sockets under a
-temp dir, stopped with every shim it started), or ``--address`` (never the
-system daemon unless named explicitly). Needs root.
+temp dir, stopped with every shim it started at the end), or ``--address``
+(never the system daemon unless named explicitly). Needs root.
 
-    python benchmarks/handoff_vs_ctr.py [--gib 2] [--rounds 5] [--address SOCK]
+    python benchmarks/handoff_vs_ctr.py [--gib 2] [--rounds 5] [--address SOCK] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
+import platform
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from pycontainerd import handoff
-from pycontainerd.pump import copy_streams
+from pycontainerd import testing
+from pycontainerd._handoff_stdio import available
+from pycontainerd.client import Client
+from pycontainerd.run import run
 
-
-def start_containerd(base: Path) -> tuple[subprocess.Popen[bytes], str]:
-    address = str(base / "c.sock")
-    config = base / "config.toml"
-    config.write_text(
-        "version = 2\n"
-        f'root = "{base}/root"\nstate = "{base}/state"\n'
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-        f'[grpc]\n  address = "{address}"\n[ttrpc]\n  address = "{address}.ttrpc"\n'
-        f'[debug]\n  address = "{base}/debug.sock"\n'
-        f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{base}/opt"\n'
-    )
-    with open(base / "containerd.log", "wb") as log:
-        proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=log, stderr=log)
-    while subprocess.run(["ctr", "--address", address, "version"], capture_output=True).returncode:
-        if proc.poll() is not None:
-            sys.exit("containerd failed to start; see " + str(base / "containerd.log"))
-        time.sleep(0.05)
-    return proc, address
-
-
-def shim_pids(address: str) -> list[int]:
-    pids = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            if b"containerd-shim" in argv[0] and address.encode() in argv:
-                pids.append(int(entry))
-    return pids
+MODES = ("handoff", "fifo", "ctr")
+SINKS = ("/dev/null", "a pipe", "a file")
 
 
 def cpu_self() -> float:
@@ -75,51 +61,79 @@ def cpu_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_ctr(argv: list[str]) -> tuple[int, float]:
-    """Run ctr with stdout to /dev/null; return (exit code, its CPU seconds)."""
-    with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        sys.exit(f"ctr failed: {err.decode(errors='replace')}")
-    return proc.returncode, usage.ru_utime + usage.ru_stime
+class Sink:
+    """One sink instance for one run: ``fd`` to write to, ``finish()`` checks the byte count."""
+
+    def __init__(self, kind: str, base: Path) -> None:
+        self.kind = kind
+        self.reader: subprocess.Popen[bytes] | None = None
+        self.path = base / f"out-{uuid.uuid4().hex[:8]}"
+        if kind == "/dev/null":
+            self.fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        elif kind == "a pipe":
+            r, self.fd = os.pipe2(os.O_CLOEXEC)
+            self.reader = subprocess.Popen(
+                ["dd", "of=/dev/null", "bs=1M"], stdin=r, stderr=subprocess.PIPE, env={"LC_ALL": "C"}
+            )
+            os.close(r)
+        else:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+    def finish(self, expected: int) -> None:
+        os.close(self.fd)
+        if self.reader is not None:
+            _, err = self.reader.communicate()
+            # GNU dd's summary: "N bytes (...) copied, ...".
+            copied = int(err.decode().strip().splitlines()[-1].split()[0])
+            assert copied == expected, f"pipe reader got {copied} bytes, expected {expected}"
+        elif self.kind == "a file":
+            size = self.path.stat().st_size
+            self.path.unlink()
+            assert size == expected, f"file has {size} bytes, expected {expected}"
 
 
-def one_ctr(base_argv: list[str], rootfs: str, count: int) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    _, cpu = run_ctr([*base_argv, "run", "--rm", "--rootfs", rootfs, "bench-ctr",
-                      "/bin/dd", "if=/dev/zero", "bs=1M", f"count={count}"])  # fmt: skip
-    return time.perf_counter() - t0, cpu
-
-
-def one_handoff(base_argv: list[str], rootfs: str, count: int, io_dir: Path) -> tuple[float, float]:
-    sock = str(io_dir / "h.sock")
-    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    result: dict[str, object] = {}
-
-    def drain() -> None:
-        handoff.wait_socket(sock, 60)
-        with handoff.receive(sock) as pipes:
-            result["copied"] = copy_streams([(pipes.stdout, null), (pipes.stderr, null)])
-
+def one_pycontainerd(
+    client: Client, rootfs: str, count: int, sink: Sink, *, handoff: bool
+) -> tuple[float, float]:
     cpu0 = cpu_self()
     t0 = time.perf_counter()
-    reader = threading.Thread(target=drain)
-    reader.start()
-    uri = handoff.binary_uri(sock)
-    _, ctr_cpu = run_ctr([*base_argv, "run", "--rm", "--log-uri", uri, "--rootfs", rootfs,
-                          "bench-handoff", "/bin/dd", "if=/dev/zero", "bs=1M", f"count={count}"])  # fmt: skip
-    reader.join()
+    result = run(["dd", "if=/dev/zero", "bs=1M", f"count={count}"], rootfs=rootfs, stdout=sink.fd,
+                 client=client, handoff=handoff)  # fmt: skip
     wall = time.perf_counter() - t0
-    cpu = cpu_self() - cpu0 + ctr_cpu
-    os.close(null)
-    copied = result["copied"]
-    assert isinstance(copied, list)
-    assert copied[0].nbytes == count << 20, copied
+    cpu = cpu_self() - cpu0
+    assert result.returncode == 0, result
     return wall, cpu
+
+
+def one_ctr(address: str, namespace: str, rootfs: str, count: int, sink: Sink) -> tuple[float, float]:
+    name = f"bench-ctr-{uuid.uuid4().hex[:8]}"
+    argv = ["ctr", "--address", address, "--namespace", namespace, "run", "--rm", "--rootfs", rootfs,
+            name, "/bin/dd", "if=/dev/zero", "bs=1M", f"count={count}"]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=sink.fd, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode:
+        sys.exit(f"ctr failed: {err.decode(errors='replace')}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def machine() -> str:
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    ctrd = subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout.split()
+    runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
+            f"containerd {ctrd[2] if len(ctrd) > 2 else '?'}, {runc}, Python {platform.python_version()}")
 
 
 def main() -> None:
@@ -127,66 +141,82 @@ def main() -> None:
     ap.add_argument("--gib", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--address", help="an existing containerd socket (default: start a private one)")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
+    if not available():
+        sys.exit("pcd-handoff is not built (pip install -e .)")
     count = int(args.gib * 1024)
+    nbytes = count << 20
     gib = count / 1024
 
-    base = Path(tempfile.mkdtemp(prefix="pcd-bench-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="pcd-bench-", dir="/var/tmp"))
+    # Bundle dirs (FIFOs, helper sockets) under the temp dir too, removed with it.
+    os.environ["PYCONTAINERD_STATE_DIR"] = str(base / "state")
     daemon = None
+    namespace = f"pcd-bench-{uuid.uuid4().hex[:8]}"
     try:
         if args.address:
             address = args.address
         else:
-            daemon, address = start_containerd(base)
-        rootfs = base / "rootfs"
-        (rootfs / "bin").mkdir(parents=True)
-        shutil.copy2(shutil.which("busybox") or "/bin/busybox", rootfs / "bin" / "busybox")
-        (rootfs / "bin" / "dd").symlink_to("busybox")
-        io_dir = base / "io"
-        io_dir.mkdir(mode=0o700)
-        base_argv = ["ctr", "--address", address, "--namespace", f"pcd-bench-{uuid.uuid4().hex[:8]}"]
-
-        rows: dict[str, list[tuple[float, float]]] = {"ctr": [], "handoff": []}
-        one_handoff(base_argv, str(rootfs), 64, io_dir)  # warm-up: page cache, shim binary
-        for i in range(args.rounds):
-            order = ["ctr", "handoff"] if i % 2 == 0 else ["handoff", "ctr"]
-            for name in order:
-                if name == "ctr":
-                    rows[name].append(one_ctr(base_argv, str(rootfs), count))
-                else:
-                    rows[name].append(one_handoff(base_argv, str(rootfs), count, io_dir))
-                wall, cpu = rows[name][-1]
-                print(f"  round {i + 1} {name:8s} {wall:7.3f} s  {gib / wall:6.2f} GiB/s  cpu {cpu:6.3f} s",
-                      flush=True)  # fmt: skip
-
-        med = {}
-        for k, v in rows.items():
-            med[k] = (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
-        print(f"\ncontainer dd {gib:g} GiB -> stdout -> /dev/null, median of {args.rounds} (alternating)")
-        print(f"{'mode':10s} {'wall s':>8s} {'GiB/s':>8s} {'client CPU s/GiB':>18s}")
-        for name, (wall, cpu) in med.items():
-            print(f"{name:10s} {wall:8.3f} {gib / wall:8.2f} {cpu / gib:18.3f}")
-        ratio = med["ctr"][0] / med["handoff"][0]
-        cpu_ratio = med["handoff"][1] / med["ctr"][1] if med["ctr"][1] else float("nan")
-        print(f"\nhandoff speed-up vs ctr: {ratio:.2f}x   client CPU handoff/ctr: {cpu_ratio:.3f}")
+            daemon = testing.PrivateContainerd()
+            daemon.start()
+            address = daemon.address
+        rootfs = testing.busybox_rootfs(base / "rootfs")
+        with Client(address, namespace=namespace) as client:
+            runners: dict[str, Callable[[Sink], tuple[float, float]]] = {
+                "handoff": lambda s: one_pycontainerd(client, rootfs, count, s, handoff=True),
+                "fifo": lambda s: one_pycontainerd(client, rootfs, count, s, handoff=False),
+                "ctr": lambda s: one_ctr(address, namespace, rootfs, count, s),
+            }
+            # Warm-up: page cache, shim and helper binaries, the gRPC channel.
+            for mode in MODES:
+                sink = Sink("/dev/null", base)
+                runners[mode](sink)
+                sink.finish(nbytes)
+            rows: dict[tuple[str, str], list[tuple[float, float]]] = {
+                (s, m): [] for s in SINKS for m in MODES
+            }
+            for i in range(args.rounds):
+                order = MODES[i % 3 :] + MODES[: i % 3]
+                for sink_kind in SINKS:
+                    for mode in order:
+                        sink = Sink(sink_kind, base)
+                        try:
+                            wall, cpu = runners[mode](sink)
+                        finally:
+                            sink.finish(nbytes)
+                        rows[(sink_kind, mode)].append((wall, cpu))
+                        print(f"  round {i + 1} {sink_kind:9s} {mode:8s} {wall:7.3f} s"
+                              f" {gib / wall:6.2f} GiB/s  client cpu {cpu:6.3f} s", flush=True)  # fmt: skip
     finally:
-        if "base_argv" in locals():
-            subprocess.run([*base_argv, "namespaces", "rm", base_argv[-1]], capture_output=True)
         if daemon is not None:
-            shims = shim_pids(address)
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
-            for pid in shims + shim_pids(address):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        subprocess.run(["umount", "-R", str(base / "state")], capture_output=True)
+            daemon.close()
         shutil.rmtree(base, ignore_errors=True)
+
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()
+    }
+    print(f"\n{machine()}")
+    print(f"container dd {gib:g} GiB -> stdout -> sink; median of {args.rounds} rounds (order rotated)\n")
+    header = ("sink", "mode", "wall s", "GiB/s", "vs ctr", "client CPU s/GiB", "CPU vs ctr")
+    lines = []
+    for sink_kind in SINKS:
+        ctr_wall, ctr_cpu = med[(sink_kind, "ctr")]
+        for mode in MODES:
+            wall, cpu = med[(sink_kind, mode)]
+            lines.append((sink_kind, mode, f"{wall:.3f}", f"{gib / wall:.2f}", f"{ctr_wall / wall:.2f}x",
+                          f"{cpu / gib:.3f}", f"{cpu / ctr_cpu:.3f}" if ctr_cpu else "n/a"))  # fmt: skip
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
+    for row in (header, *lines):
+        cells = zip(row, widths, strict=True)
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(cells)))
+    if args.markdown:
+        print("\n| " + " | ".join(header) + " |")
+        print("|" + "|".join(":--" if i < 2 else "--:" for i in range(len(header))) + "|")
+        for row in lines:
+            print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pycontainerd.fifo import FIFOPipes, FIFOSet, PendingFIFO
 from pycontainerd.pump import CancelToken, CopyResult, copy, copy_streams
@@ -41,9 +41,9 @@ class HasFileno(Protocol):
 
 
 #: What can feed a process's stdin: the bytes themselves, or an fd/file/socket read to EOF.
-Source = Union[bytes, bytearray, memoryview, int, HasFileno]
+Source = bytes | bytearray | memoryview | int | HasFileno
 #: Where a process's output can go: an fd, or a file/socket object (flushed first, never closed).
-Sink = Union[int, HasFileno]
+Sink = int | HasFileno
 
 
 class _Capture:
@@ -71,7 +71,9 @@ def _sink_fd(sink: Sink) -> int:
 
 def _check_sink(sink: object) -> None:
     if isinstance(sink, bool) or not isinstance(sink, (int, HasFileno)):
-        raise TypeError(f"a stdio sink/source must be an fd or an object with fileno(), not {type(sink).__name__}")
+        raise TypeError(
+            f"a stdio sink/source must be an fd or an object with fileno(), not {type(sink).__name__}"
+        )
     if isinstance(sink, int) and sink < 0:
         raise ValueError(f"invalid file descriptor {sink}")
 
@@ -148,7 +150,7 @@ class ProcessIO:
             self._done.result(timeout)
         except TimeoutError:
             return False
-        except Exception:  # noqa: BLE001 - a failed pump still means "finished"
+        except Exception:
             return True
         return True
 
@@ -315,7 +317,7 @@ class ProcessIO:
             results = copy_streams([(src, dst) for _, src, dst in pairs], cancel=self._out_cancel)
             # A sink that failed (say, a closed pipe) must not stall the container
             # once the FIFO fills: keep draining that stream into /dev/null.
-            failed = [(src, r) for (_, src, _), r in zip(pairs, results) if r.error is not None]
+            failed = [(src, r) for (_, src, _), r in zip(pairs, results, strict=True) if r.error is not None]
             if failed and not self._out_cancel.cancelled:
                 null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
                 try:
@@ -325,7 +327,7 @@ class ProcessIO:
             self.results = results
             for name, fd in self._capture_fds.items():
                 self._captured[name] = _read_all(fd)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+        except BaseException as exc:
             self._done.set_exception(exc)
         else:
             self._done.set_result(None)
@@ -337,7 +339,8 @@ class ProcessIO:
 
     def _feed_stdin(self, source: Source) -> None:
         pipes = self._pipes
-        assert pipes is not None and pipes.stdin is not None
+        assert pipes is not None
+        assert pipes.stdin is not None
         try:
             fd = pipes.stdin.fileno()
             if isinstance(source, (bytes, bytearray, memoryview)):

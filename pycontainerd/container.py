@@ -91,6 +91,9 @@ class Container:
         self._info = _get(self._client, self.id, timeout)
         return self
 
+    def _task(self, io: ProcessIO, pid: int) -> Task:
+        return Task(self._client, self.id, io, pid=pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
+
     def _io_ids(self) -> tuple[int, int]:
         return spec_user(self.spec)
 
@@ -141,28 +144,37 @@ class Container:
         return options
 
     def new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,
-                 timeout: float | None = None) -> Task:
+                 fifo_id: str | None = None, timeout: float | None = None) -> Task:
         """Create the container's task (not started; arm ``task.wait()`` then ``task.start()``).
 
-        The FIFOs ``<bundle>/<id>-stdin|-stdout|-stderr`` (per the stdin/terminal
-        matrix) are created and opened before the Create RPC; the runc options
-        carry ``io_uid``/``io_gid`` = the host ids of the container's root.
+        The FIFOs ``<bundle>/<fifo_id>-stdin|-stdout|-stderr`` (per the stdin/terminal
+        matrix: no stdin FIFO without a stdin source, no stderr FIFO with a terminal)
+        are created and opened before the Create RPC; the runc options carry
+        ``io_uid``/``io_gid`` = the host ids of the container's root. If anything
+        fails, the FIFOs are removed again.
 
         Args:
             stdio: How stdio is wired (default: :func:`pycontainerd.stdio.null`).
-            checkpoint_dir: Restore from a CRIU checkpoint directory.
-            timeout: Deadline of the Create RPC.
+            checkpoint_dir: Restore from a CRIU checkpoint directory (not supported yet).
+            fifo_id: The process id in the FIFO names: the container id by default
+                (moby since 2023); ``"init"`` gives the older libcontainerd layout.
+            timeout: Deadline of each RPC.
 
         Returns:
             The created task.
 
         Raises:
-            ConflictError: The container already has a task.
+            ConflictError: The container already has a task (checked before any FIFO is touched).
+            ValueError: A bad ``fifo_id`` (before any RPC).
+            NotImplementedError: ``checkpoint_dir`` was given.
         """
         stdio = stdio if stdio is not None else null()
+        name = self.id if fifo_id is None else _validate.identifier(fifo_id, "fifo_id")
         terminal = _spec_terminal(self.spec)
         checkpoint = None
         if checkpoint_dir is not None:
+            # Needs the checkpoint tar uploaded to the content store (checklist 32);
+            # CRIU does not work on the development host, so it is left out untested.
             raise NotImplementedError("restore from a checkpoint directory is not supported yet")
         # A live task owns the FIFO paths a new one would use: refuse before touching them
         # (libcontainerd's "container already started" check).
@@ -172,7 +184,7 @@ class Container:
             pass
         else:
             raise errors.ConflictError(f"container {self.id!r} already has a task")
-        fifos = stdio.fifo_set(self._fifo_dir(), self.id, terminal=terminal)
+        fifos = stdio.fifo_set(self._fifo_dir(), name, terminal=terminal)
         io = stdio.open(fifos)
         try:
             pid = self._client.api.tasks.create(
@@ -187,15 +199,12 @@ class Container:
             io.cancel()
             io.close()
             raise
+        task = self._task(io, pid)
         try:
             io.process_created()
         except BaseException:
-            io.cancel()
-            with contextlib.suppress(errors.ContainerdError):
-                self._client.api.tasks.delete(self.id, timeout=timeout)
-            io.close()
+            task._cleanup_failed_start(started=False)  # kill, wait, delete; removes the FIFOs
             raise
-        task = Task(self._client, self.id, io, pid=pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
         # The process exists from Create on: CloseIO may be sent from now (libcontainerd's stdinCloseSync).
         io.set_stdin_closer(task._close_io)
         return task
@@ -212,7 +221,7 @@ class Container:
         info = self._client.api.tasks.get(self.id, timeout=timeout)
         io = ProcessIO(self._loaded_fifos(info), None)
         io.done.set_result(None)
-        return Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
+        return self._task(io, info.pid)
 
     def attach_task(self, stdio: Stdio, *, timeout: float | None = None) -> Task:
         """Reattach to the running task (after this process restarted): reopen its FIFOs.
@@ -255,7 +264,7 @@ class Container:
             if opened.paths != every.paths:
                 io._cleanup.append(every)
             _poke_writers(opened)
-        task = Task(self._client, self.id, io, pid=info.pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
+        task = self._task(io, info.pid)
         io.set_stdin_closer(task._close_io)
         return task
 
@@ -347,7 +356,8 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
     all_labels[BUNDLE_LABEL] = path
     try:
         info = client.api.containers.create(
-            id, spec=spec, runtime=runtime, runtime_options=runtime_options, labels=all_labels, timeout=timeout
+            id, spec=spec, runtime=runtime, runtime_options=runtime_options, labels=all_labels,
+            timeout=timeout,
         )
     except errors.AlreadyExistsError as err:
         raise errors.ConflictError(f"id already in use: {id}") from err

@@ -292,7 +292,8 @@ class EventMonitor:
         if state is not None and state.pid == pid and state.status is not Status.STOPPED:
             return  # still there
         if state is not None and state.pid == pid:
-            info = EventInfo(container_id, process_id, pid, state.exit_status, state.exited_at, reconciled=True)
+            info = EventInfo(container_id, process_id, pid, state.exit_status, state.exited_at,
+                             reconciled=True)
         else:
             # Deleted (or deleted and replaced by a new process) while we were away:
             # its exit status is lost (containerd's UnknownExitStatus).

@@ -1,10 +1,10 @@
-"""``pycontainerd.run``: run a command in a fresh container, like ``subprocess.run``.
+r"""``pycontainerd.run``: run a command in a fresh container, like ``subprocess.run``.
 
 Example:
     >>> result = pycontainerd.run(["sh", "-c", "echo hi; exit 3"], rootfs="/srv/busybox",
     ...                           capture_output=True)
     >>> result.returncode, result.stdout
-    (3, b'hi\\n')
+    (3, b'hi\n')
 """
 
 from __future__ import annotations
@@ -103,44 +103,56 @@ def run(
     """
     if capture_output and (stdout is not None or stderr is not None):
         raise ValueError("stdout and stderr arguments may not be used with capture_output")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+    ):
+        raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+    stdio = _stdio.capture(stdin) if capture_output else _stdio.streams(stdin, stdout, stderr)
+    if handoff is not False:
+        stdio = _handoff_stdio.handoff(stdio, fallback=handoff is None)
     own_client = client is None
     if client is None:
         from pycontainerd.client import Client
 
         client = Client()
-    container_id = f"pcd-run-{uuid.uuid4().hex[:16]}"
-    options = dict(spec_options or {})
-    spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd, user=user, tty=tty,
-                     hostname=hostname, namespace=client.namespace, container_id=container_id, **options)
-    if capture_output:
-        stdio = _stdio.capture(stdin)
-    else:
-        stdio = _stdio.streams(stdin, stdout, stderr)
-    if handoff is not False:
-        stdio = _handoff_stdio.handoff(stdio, fallback=handoff is None)
     try:
-        container = new_container(client, container_id, spec)
-        try:
-            task = container.new_task(stdio=stdio)
-            try:
-                exited = task.wait()
-                task.start()
-                try:
-                    status = exited.result(timeout)
-                except FutureTimeout:
-                    with contextlib.suppress(errors.ContainerdError):
-                        task.kill(signal.SIGKILL, all=True)
-                    raise TimeoutError(f"container {container_id!r} did not exit within {timeout} s") from None
-            finally:
-                with contextlib.suppress(errors.ContainerdError):
-                    task.force_delete()
-            result = CompletedContainer(list(args), status.code, task.io.stdout_data, task.io.stderr_data,
-                                        container_id)
-        finally:
-            container.delete()
+        container_id = f"pcd-run-{uuid.uuid4().hex[:16]}"
+        spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd, user=user, tty=tty,
+                         hostname=hostname, namespace=client.namespace, container_id=container_id,
+                         **dict(spec_options or {}))
+        result = _run_in(client, container_id, spec, stdio, list(args), timeout)
     finally:
         if own_client:
             client.close()
     if check:
         result.check_returncode()
+    return result
+
+
+def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: _stdio.Stdio,
+            args: list[str], timeout: float | None) -> CompletedContainer:
+    container = new_container(client, container_id, spec)
+    try:
+        task = container.new_task(stdio=stdio)
+        try:
+            exited = task.wait()
+            task.start()
+            try:
+                status = exited.result(timeout)
+            except FutureTimeout:
+                with contextlib.suppress(errors.ContainerdError):
+                    task.kill(signal.SIGKILL, all=True)
+                raise TimeoutError(f"container {container_id!r} did not exit within {timeout} s") from None
+        except BaseException:
+            with contextlib.suppress(errors.ContainerdError):
+                task.force_delete()
+            raise
+        task.force_delete()
+        result = CompletedContainer(args, status.code, task.io.stdout_data, task.io.stderr_data, container_id)
+    except BaseException:
+        # Clean up as far as the daemon lets us, without hiding the original error.
+        with contextlib.suppress(errors.ContainerdError, OSError):
+            container.delete()
+        raise
+    container.delete()
     return result

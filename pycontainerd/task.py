@@ -19,7 +19,7 @@ import contextlib
 import logging
 import signal as _signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +151,7 @@ class Process:
             self._io.close()
             self._deleted = True
 
-    def wait(self, *, drain_timeout: float | None | object = ..., timeout: float | None = None
+    def wait(self, *, drain_timeout: float | object | None = ..., timeout: float | None = None
              ) -> Future[ExitStatus]:
         """Arm a wait for the process's exit (call it before :meth:`start`).
 
@@ -198,7 +198,7 @@ class Process:
         def on_exit(done: Future[ExitStatus]) -> None:
             try:
                 status = done.result()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:
                 _settle(result, exception=exc)
                 return
             io.process_exited()  # IO that sees no EOF at exit (handoff) drains now
@@ -394,10 +394,9 @@ class Task(Process):
     def _force_delete_rpc(self, timeout: float) -> DeleteResult:
         tasks = self._client.api.tasks
         exited = tasks.wait_future(self._container_id, timeout=timeout)
-        try:
+        with contextlib.suppress(errors.NotFoundError, errors.FailedPreconditionError):
+            # NotFound: already exited; FailedPrecondition: never started
             tasks.kill(self._container_id, _signal.SIGKILL, all=True, timeout=timeout)
-        except (errors.NotFoundError, errors.FailedPreconditionError):
-            pass  # already exited, or never started
         with contextlib.suppress(errors.ContainerdError, TimeoutError):
             exited.result(timeout)
         self._io.process_exited()

@@ -8,7 +8,6 @@ import os
 import random
 import select
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -41,7 +40,7 @@ def _run_task(client, rootfs, cid, args, io, **kw):
 
 
 @pytest.fixture(scope="module")
-def blobs(tmp_path_factory) -> Iterator[tuple[str, memoryview, memoryview]]:
+def blobs(tmp_path_factory) -> tuple[str, memoryview, memoryview]:
     """Two random 64 MiB + 1 files (stdout and stderr payloads), served read-only at /data."""
     directory = tmp_path_factory.mktemp("payload")
     rng = random.Random(0x5EED)
@@ -50,7 +49,7 @@ def blobs(tmp_path_factory) -> Iterator[tuple[str, memoryview, memoryview]]:
         payload = rng.randbytes(BLOB_SIZE)
         (directory / name).write_bytes(payload)
         data.append(memoryview(payload))
-    yield str(directory), data[0], data[1]
+    return str(directory), data[0], data[1]
 
 
 def _data_mount(directory: str) -> dict:
@@ -78,8 +77,11 @@ def _plan(runs: int, seed: int) -> list[tuple[int, int, int]]:
     rng.shuffle(errs)
     plan = []
     for i in range(runs):
-        out = outs[i] if i < len(outs) else rng.choice([rng.randrange(1 << 16), rng.randrange(1 << 20),
-                                                        rng.choice(BOUNDARY_SIZES[:45])])
+        out = (
+            outs[i]
+            if i < len(outs)
+            else rng.choice([rng.randrange(1 << 16), rng.randrange(1 << 20), rng.choice(BOUNDARY_SIZES[:45])])
+        )
         err = errs[i] if i < len(errs) else rng.choice([rng.randrange(1 << 12), rng.randrange(1 << 18), 0])
         plan.append((out, err, rng.randrange(256)))
     return plan
@@ -92,8 +94,9 @@ def _byte_exact(client, rootfs, blobs, tmp_path, runs: int, seed: int) -> None:
     hosts = []
     for w in range(workers):
         cid = f"exec-host-{w}"
-        container = client.new_container(cid, _spec(rootfs, ["sleep", "100000"], client, cid,
-                                                     mounts=[_data_mount(directory)]))
+        container = client.new_container(
+            cid, _spec(rootfs, ["sleep", "100000"], client, cid, mounts=[_data_mount(directory)])
+        )
         task = container.new_task()
         task.start()
         hosts.append((container, task))
@@ -120,13 +123,15 @@ def _byte_exact(client, rootfs, blobs, tmp_path, runs: int, seed: int) -> None:
         try:
             if i % 2 == 0:
                 cid = f"run-{i}"
-                container = client.new_container(cid, _spec(rootfs, ["sh", "-c", cmd], client, cid,
-                                                             mounts=[_data_mount(directory)]))
+                container = client.new_container(
+                    cid, _spec(rootfs, ["sh", "-c", cmd], client, cid, mounts=[_data_mount(directory)])
+                )
                 proc = container.new_task(stdio=io)
             else:
                 container = None
-                proc = hosts[i % workers][1].exec(f"x{i}", oci.process(["sh", "-c", cmd]), stdio=io,
-                                                  drain_timeout=HANG)
+                proc = hosts[i % workers][1].exec(
+                    f"x{i}", oci.process(["sh", "-c", cmd]), stdio=io, drain_timeout=HANG
+                )
             exited = proc.wait()
             proc.start()
             status = exited.result(HANG)
@@ -229,12 +234,16 @@ def _read_to_eof(fd: int, buf: bytearray) -> None:
 
 def test_closing_client_stdin_end_is_not_eof_close_stdin_is(client, rootfs):
     got: dict[str, stdio.DirectIO] = {}
-    container = client.new_container("attach", _spec(rootfs, ["sh", "-c", "cat; echo done"], client, "attach"))
+    container = client.new_container(
+        "attach", _spec(rootfs, ["sh", "-c", "cat; echo done"], client, "attach")
+    )
     task = container.new_task(stdio=stdio.attach(lambda dio: got.setdefault("dio", dio), stdin=True))
     exited = task.wait()
     task.start()
     dio = got["dio"]
-    assert dio.stdin is not None and dio.stdout is not None and dio.stderr is not None
+    assert dio.stdin is not None
+    assert dio.stdout is not None
+    assert dio.stderr is not None
     os.write(dio.stdin.fileno(timeout=HANG), b"hello\n")
     out = bytearray()
     _read_until(dio.stdout.fileno(), b"hello\n", out)
@@ -281,7 +290,11 @@ def test_no_stdin_and_no_stderr_fifos_when_not_needed(client, rootfs):
     exited = proc.wait()
     proc.start()
     pinfo = proc.status()
-    assert (pinfo.stdin, pinfo.stderr, pinfo.terminal) == (os.path.join(container.bundle_dir, "t1-stdin"), "", True)
+    assert (pinfo.stdin, pinfo.stderr, pinfo.terminal) == (
+        os.path.join(container.bundle_dir, "t1-stdin"),
+        "",
+        True,
+    )
     assert "t1-stderr" not in os.listdir(container.bundle_dir)
     exited.result(HANG)
     proc.delete()
@@ -339,8 +352,12 @@ def test_exec_background_child_holding_stdout_gets_bounded_drain(client, rootfs)
     container = client.new_container("bg", _spec(rootfs, ["sleep", "1000"], client, "bg"))
     task = container.new_task()
     task.start()
-    proc = task.exec("bg", oci.process(["sh", "-c", "sleep 30 & echo ok; exit 3"]), stdio=stdio.capture(),
-                     drain_timeout=1.0)
+    proc = task.exec(
+        "bg",
+        oci.process(["sh", "-c", "sleep 30 & echo ok; exit 3"]),
+        stdio=stdio.capture(),
+        drain_timeout=1.0,
+    )
     exited = proc.wait()
     proc.start()
     with pytest.raises(errors.DrainTimeoutError) as info:
@@ -352,8 +369,9 @@ def test_exec_background_child_holding_stdout_gets_bounded_drain(client, rootfs)
     assert client.api.tasks.wait("bg", "bg", timeout=HANG).code == 3
     assert proc.delete().code == 3
     # without a drain limit the same wait would still be pending: a second exec shows it
-    proc2 = task.exec("bg2", oci.process(["sh", "-c", "sleep 30 & echo ok"]), stdio=stdio.capture(),
-                      drain_timeout=None)
+    proc2 = task.exec(
+        "bg2", oci.process(["sh", "-c", "sleep 30 & echo ok"]), stdio=stdio.capture(), drain_timeout=None
+    )
     exited2 = proc2.wait()
     proc2.start()
     assert client.api.tasks.wait("bg", "bg2", timeout=HANG).code == 0
@@ -369,7 +387,9 @@ def test_exec_background_child_holding_stdout_gets_bounded_drain(client, rootfs)
 
 def test_tty_init_and_exec_get_a_terminal(client, rootfs):
     script = "test -t 0 && test -t 1 && test -t 2 && tty"
-    container, task, status = _run_task(client, rootfs, "tty", ["sh", "-c", script], stdio.capture(), tty=True)
+    container, task, status = _run_task(
+        client, rootfs, "tty", ["sh", "-c", script], stdio.capture(), tty=True
+    )
     assert status.code == 0
     assert task.io.stdout_data.startswith(b"/dev/pts/")
     assert task.io.stdout_data.endswith(b"\r\n")
@@ -405,8 +425,9 @@ def _resize_roundtrip(proc, exited, writer: int) -> bytes:
 
 def test_tty_resize_reaches_the_terminal(client, rootfs):
     r, w = os.pipe()
-    container = client.new_container("rs", _spec(rootfs, ["sh", "-c", "read line; stty size"], client, "rs",
-                                                 tty=True))
+    container = client.new_container(
+        "rs", _spec(rootfs, ["sh", "-c", "read line; stty size"], client, "rs", tty=True)
+    )
     task = container.new_task(stdio=stdio.capture(r))
     exited = task.wait()
     task.start()
@@ -422,7 +443,9 @@ def test_tty_resize_reaches_the_terminal(client, rootfs):
     container = client.new_container("rs2", _spec(rootfs, ["sleep", "1000"], client, "rs2"))
     task = container.new_task()
     task.start()
-    proc = task.exec("rs", oci.process(["sh", "-c", "read line; stty size"], tty=True), stdio=stdio.capture(r2))
+    proc = task.exec(
+        "rs", oci.process(["sh", "-c", "read line; stty size"], tty=True), stdio=stdio.capture(r2)
+    )
     exited = proc.wait()
     proc.start()
     try:
@@ -462,4 +485,20 @@ def test_tty_large_output_complete(client, rootfs):
         assert proc.io.stdout_data == b"x" * (1 << 20)
         proc.delete()
     task.force_delete()
+    container.delete()
+
+
+def test_fifo_names_follow_fifo_id(client, rootfs):
+    container = client.new_container("named", _spec(rootfs, ["sh", "-c", "cat; echo e >&2"], client, "named"))
+    task = container.new_task(stdio=stdio.capture(b"x"), fifo_id="init")
+    assert sorted(os.listdir(container.bundle_dir)) == ["init-stderr", "init-stdin", "init-stdout"]
+    assert task.status().stdout == os.path.join(container.bundle_dir, "init-stdout")
+    exited = task.wait()
+    task.start()
+    assert exited.result(HANG).code == 0
+    assert (task.io.stdout_data, task.io.stderr_data) == (b"x", b"e\n")
+    task.delete()
+    assert os.listdir(container.bundle_dir) == []
+    with pytest.raises(ValueError, match="fifo_id"):
+        container.new_task(fifo_id="../x")
     container.delete()

@@ -3,6 +3,7 @@ including failed creates, failed starts, failed execs, detach + load-and-delete 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -19,10 +20,8 @@ CYCLES = 200
 def _fds() -> list[str]:
     out = []
     for name in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # the listing's own fd
             out.append(f"{name} -> {os.readlink(f'/proc/self/fd/{name}')}")
-        except FileNotFoundError:  # the listing's own fd
-            pass
     return sorted(out)
 
 

@@ -37,14 +37,20 @@ TRAP = "trap 'echo got-{name}; exit {code}' {name}; echo ready; sleep 100000 & w
 
 @pytest.mark.parametrize(
     ("trapped", "sent", "code"),
-    [("TERM", None, 143), ("USR1", "USR1", 31), ("USR2", "sigusr2", 32), ("HUP", signal.SIGHUP, 33),
-     ("INT", int(signal.SIGINT), 34)],
+    [
+        ("TERM", None, 143),
+        ("USR1", "USR1", 31),
+        ("USR2", "sigusr2", 32),
+        ("HUP", signal.SIGHUP, 33),
+        ("INT", int(signal.SIGINT), 34),
+    ],
 )
 def test_signals_by_name_and_number(client, rootfs, trapped, sent, code):
     r, w = os.pipe()
     try:
-        container = client.new_container("sig", _spec(rootfs, ["sh", "-c", TRAP.format(name=trapped, code=code)],
-                                                      client, "sig"))
+        container = client.new_container(
+            "sig", _spec(rootfs, ["sh", "-c", TRAP.format(name=trapped, code=code)], client, "sig")
+        )
         task = container.new_task(stdio=stdio.streams(stdout=w))
         exited = task.wait()
         task.start()
@@ -120,7 +126,9 @@ def _cgroup_v2() -> bool:
 
 
 def test_stats_decoded_for_this_cgroup_version(client, rootfs):
-    container = client.new_container("st", _spec(rootfs, ["sh", "-c", "sleep 1000 & sleep 1000"], client, "st"))
+    container = client.new_container(
+        "st", _spec(rootfs, ["sh", "-c", "sleep 1000 & sleep 1000"], client, "st")
+    )
     task = container.new_task()
     task.start()
     metric = task.stats()

@@ -52,7 +52,9 @@ def test_reattach_after_the_calling_process_died(containerd_address, namespace, 
     out_path = tmp_path / "child-stdout"
     child = subprocess.run(
         [sys.executable, "-c", CHILD, containerd_address, namespace, rootfs, str(out_path), str(LINES)],
-        capture_output=True, timeout=HANG, check=False,
+        capture_output=True,
+        timeout=HANG,
+        check=False,
     )
     assert child.returncode == 0, child.stderr.decode()
     pid = int(child.stdout)
@@ -75,7 +77,9 @@ def test_reattach_after_the_calling_process_died(containerd_address, namespace, 
 
 
 def test_attach_to_unknown_or_stopped(client, rootfs):
-    container = client.new_container("gone", _spec(rootfs, ["sh", "-c", "echo bye"], client.namespace, "gone"))
+    container = client.new_container(
+        "gone", _spec(rootfs, ["sh", "-c", "echo bye"], client.namespace, "gone")
+    )
     with pytest.raises(errors.NotFoundError):
         container.attach_task(stdio.capture())
     task = container.new_task(stdio=stdio.capture())
@@ -153,7 +157,11 @@ class _Recorder:
 
     def exits(self, cid: str, process_id: str) -> list[EventInfo]:
         with self.cond:
-            return [i for c, k, i in self.events if c == cid and k is EventType.EXIT and i.process_id == process_id]
+            return [
+                i
+                for c, k, i in self.events
+                if c == cid and k is EventType.EXIT and i.process_id == process_id
+            ]
 
 
 def test_event_monitor_survives_restart_and_loses_no_exit(private_daemon, client, rootfs):

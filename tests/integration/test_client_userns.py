@@ -42,10 +42,17 @@ def test_userns_container_bundle_and_file_ownership(client, userns_base):
     spec = oci.build(
         args=["sh", "-c", "id -u; id -g; touch /data/by-root; cat /proc/self/uid_map; cat"],
         rootfs=os.path.join(base, "rootfs"),
-        namespace=client.namespace, container_id=cid,
+        namespace=client.namespace,
+        container_id=cid,
         uid_mappings=[(0, UID, SIZE)],
-        mounts=[{"destination": "/data", "type": "bind", "source": os.path.join(base, "data"),
-                 "options": ["rbind", "rw"]}],
+        mounts=[
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": os.path.join(base, "data"),
+                "options": ["rbind", "rw"],
+            }
+        ],
     )
     container = client.new_container(cid, spec, state_dir=os.path.join(base, "private"))
     # /private is 0700: the remapped root could not traverse it, so it and everything below is suffixed
@@ -68,7 +75,9 @@ def test_userns_container_bundle_and_file_ownership(client, userns_base):
     assert info.stdin == os.path.join(expected, f"{cid}-stdin")
     exited = task.wait()
     task.start()
-    proc = task.exec("user", oci.process(["touch", "/data/by-user"], user=(1000, 1000)), stdio=stdio.capture())
+    proc = task.exec(
+        "user", oci.process(["touch", "/data/by-user"], user=(1000, 1000)), stdio=stdio.capture()
+    )
     pexit = proc.wait()
     proc.start()
     assert pexit.result(HANG).code == 0
@@ -96,8 +105,13 @@ def test_userns_with_traversable_parents_keeps_the_plain_path(client, userns_bas
     open_dir = os.path.join(base, "open")
     os.mkdir(open_dir, 0o755)
     os.chmod(open_dir, 0o755)
-    spec = oci.build(args=["true"], rootfs=os.path.join(base, "rootfs"), namespace=client.namespace,
-                     container_id="plain", uid_mappings=[(0, UID, SIZE)])
+    spec = oci.build(
+        args=["true"],
+        rootfs=os.path.join(base, "rootfs"),
+        namespace=client.namespace,
+        container_id="plain",
+        uid_mappings=[(0, UID, SIZE)],
+    )
     container = client.new_container("plain", spec, bundle_dir=os.path.join(open_dir, "plain"))
     # every parent is traversable; only the missing leaf is created (suffixed, owned by the remapped root)
     assert container.bundle_dir == os.path.join(open_dir, f"plain.{UID}.{GID}")

@@ -83,15 +83,19 @@ def test_events_in_order_per_container_and_only_this_namespace(client, container
     other = Client(containerd_address, namespace=other_ns)
     try:
         with EventMonitor(client, rec, max_workers=4), EventMonitor(other, other_rec, max_workers=4):
+
             def run(c, r, cid):
                 try:
                     results[(c.namespace, cid)] = _lifecycle(c, rootfs, cid, r)
-                except BaseException as exc:  # noqa: BLE001 - reported below
+                except BaseException as exc:
                     failures.append(exc)
 
             # the same container ids run in another namespace at the same time
-            threads = [threading.Thread(target=run, args=(c, r, cid))
-                       for cid in ids for c, r in ((client, rec), (other, other_rec))]
+            threads = [
+                threading.Thread(target=run, args=(c, r, cid))
+                for cid in ids
+                for c, r in ((client, rec), (other, other_rec))
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -99,15 +103,22 @@ def test_events_in_order_per_container_and_only_this_namespace(client, container
             assert not failures, failures
             for r in (rec, other_rec):
                 for cid in ids:
-                    r.wait_for(lambda e, cid=cid: e[0] == cid and e[1] is EventType.EXIT and e[2].process_id == cid,
-                               f"init exit of {cid}")
+                    r.wait_for(
+                        lambda e, cid=cid: e[0] == cid and e[1] is EventType.EXIT and e[2].process_id == cid,
+                        f"init exit of {cid}",
+                    )
     finally:
         other.close()
         testing.purge_namespace(containerd_address, other_ns)
     expected = [
-        (EventType.CREATE, "c"), (EventType.START, "c"), (EventType.EXEC_ADDED, "e"),
-        (EventType.EXEC_STARTED, "e"), (EventType.EXIT, "e"), (EventType.PAUSED, "c"),
-        (EventType.RESUMED, "c"), (EventType.EXIT, "c"),
+        (EventType.CREATE, "c"),
+        (EventType.START, "c"),
+        (EventType.EXEC_ADDED, "e"),
+        (EventType.EXEC_STARTED, "e"),
+        (EventType.EXIT, "e"),
+        (EventType.PAUSED, "c"),
+        (EventType.RESUMED, "c"),
+        (EventType.EXIT, "c"),
     ]
     for ns, r in ((client.namespace, rec), (other_ns, other_rec)):
         for cid in ids:
@@ -123,8 +134,13 @@ def test_events_in_order_per_container_and_only_this_namespace(client, container
 
 def test_oom_event(client, rootfs):
     rec = _Recorder()
-    spec = _spec(rootfs, ["sh", "-c", "head -c 200m /dev/zero | tail"], client.namespace, "oom",
-                 resources=oci.Resources(memory=16 << 20))
+    spec = _spec(
+        rootfs,
+        ["sh", "-c", "head -c 200m /dev/zero | tail"],
+        client.namespace,
+        "oom",
+        resources=oci.Resources(memory=16 << 20),
+    )
     with EventMonitor(client, rec):
         container = client.new_container("oom", spec)
         task = container.new_task()

@@ -17,7 +17,9 @@ def _nothing_left(client) -> None:
 
 
 def test_capture_output(client, rootfs):
-    result = run(["sh", "-c", "echo out; echo err >&2; exit 3"], rootfs=rootfs, capture_output=True, client=client)
+    result = run(
+        ["sh", "-c", "echo out; echo err >&2; exit 3"], rootfs=rootfs, capture_output=True, client=client
+    )
     assert isinstance(result, CompletedContainer)
     assert result.args == ["sh", "-c", "echo out; echo err >&2; exit 3"]
     assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
@@ -29,8 +31,14 @@ def test_files_and_stdin(client, rootfs, tmp_path):
     payload = os.urandom(3 << 20)
     with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
         out.write(b"header\n")  # buffered in Python: must land before the container's bytes
-        result = run(["sh", "-c", "cat; echo done >&2"], rootfs=rootfs, stdin=payload, stdout=out, stderr=err,
-                     client=client)
+        result = run(
+            ["sh", "-c", "cat; echo done >&2"],
+            rootfs=rootfs,
+            stdin=payload,
+            stdout=out,
+            stderr=err,
+            client=client,
+        )
     assert result.returncode == 0
     assert (result.stdout, result.stderr) == (None, None)
     assert (tmp_path / "out").read_bytes() == b"header\n" + payload
@@ -47,7 +55,13 @@ def test_stdin_from_a_file(client, rootfs, tmp_path):
 
 def test_check_raises_container_error(client, rootfs):
     with pytest.raises(errors.ContainerError) as info:
-        run(["sh", "-c", "echo oops >&2; exit 9"], rootfs=rootfs, capture_output=True, check=True, client=client)
+        run(
+            ["sh", "-c", "echo oops >&2; exit 9"],
+            rootfs=rootfs,
+            capture_output=True,
+            check=True,
+            client=client,
+        )
     assert info.value.exit_status == 9
     assert info.value.stderr == b"oops\n"
     assert info.value.container_id.startswith("pcd-run-")
@@ -63,14 +77,20 @@ def test_timeout_kills_and_cleans_up(client, rootfs):
         run(["sleep", "1000"], rootfs=rootfs, timeout=0.5, client=client)
     _nothing_left(client)
     with pytest.raises(TimeoutError):
-        run(["sh", "-c", "trap '' TERM; sleep 1000 & wait"], rootfs=rootfs, timeout=0.5, capture_output=True,
-            client=client)
+        run(
+            ["sh", "-c", "trap '' TERM; sleep 1000 & wait"],
+            rootfs=rootfs,
+            timeout=0.5,
+            capture_output=True,
+            client=client,
+        )
     _nothing_left(client)
 
 
 def test_tty(client, rootfs):
-    result = run(["sh", "-c", "tty; echo to-stderr >&2"], rootfs=rootfs, tty=True, capture_output=True,
-                 client=client)
+    result = run(
+        ["sh", "-c", "tty; echo to-stderr >&2"], rootfs=rootfs, tty=True, capture_output=True, client=client
+    )
     assert result.returncode == 0
     assert result.stdout.startswith(b"/dev/pts/")
     assert result.stdout.endswith(b"to-stderr\r\n")
@@ -78,8 +98,16 @@ def test_tty(client, rootfs):
 
 
 def test_options(client, rootfs):
-    result = run(["sh", "-c", "id -u; id -g; pwd; hostname; echo $GREETING"], rootfs=rootfs, capture_output=True,
-                 env={"GREETING": "hi"}, user=(65534, 65534), cwd="/tmp", hostname="box", client=client)
+    result = run(
+        ["sh", "-c", "id -u; id -g; pwd; hostname; echo $GREETING"],
+        rootfs=rootfs,
+        capture_output=True,
+        env={"GREETING": "hi"},
+        user=(65534, 65534),
+        cwd="/tmp",
+        hostname="box",
+        client=client,
+    )
     assert result.stdout.decode().split() == ["65534", "65534", "/tmp", "box", "hi"]
 
 
@@ -87,11 +115,11 @@ def test_missing_binary_and_bad_arguments(client, rootfs):
     with pytest.raises(errors.ContainerdError, match="nonexistent"):
         run(["/nonexistent"], rootfs=rootfs, capture_output=True, client=client)
     _nothing_left(client)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="capture_output"):
         run(["true"], rootfs=rootfs, capture_output=True, stdout=1, client=client)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="args"):
         run([], rootfs=rootfs, client=client)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rootfs"):
         run(["true"], rootfs="relative", client=client)
     _nothing_left(client)
 

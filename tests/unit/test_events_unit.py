@@ -33,7 +33,10 @@ WHEN = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
             (EventType.EXIT, EventInfo("c", "e1", 11, 137, None)),
         ),
         (ev.TaskOOM(**NS, container_id="c"), (EventType.OOM, EventInfo("c", "c"))),
-        (ev.TaskExecAdded(**NS, container_id="c", exec_id="e1"), (EventType.EXEC_ADDED, EventInfo("c", "e1"))),
+        (
+            ev.TaskExecAdded(**NS, container_id="c", exec_id="e1"),
+            (EventType.EXEC_ADDED, EventInfo("c", "e1")),
+        ),
         (
             ev.TaskExecStarted(**NS, container_id="c", exec_id="e1", pid=12),
             (EventType.EXEC_STARTED, EventInfo("c", "e1", 12)),
@@ -144,7 +147,10 @@ def test_duplicate_exit_is_delivered_once():
     monitor._handle(exit_event)
     monitor._handle(exit_event)
     _drain(monitor)
-    assert [(k, i.pid, i.exit_code) for _, k, i in got.items] == [(EventType.START, 10, 0), (EventType.EXIT, 10, 3)]
+    assert [(k, i.pid, i.exit_code) for _, k, i in got.items] == [
+        (EventType.START, 10, 0),
+        (EventType.EXIT, 10, 3),
+    ]
 
 
 def test_stale_exit_does_not_forget_the_current_process():
@@ -176,7 +182,9 @@ def test_reconcile_reports_processes_that_stopped_or_vanished_once():
     # the event stream catches up with a duplicate of b's exit
     monitor._handle(ev.TaskExit(**NS, container_id="b", id="b", pid=2, exit_status=7))
     _drain(monitor)
-    exits = sorted((i.container_id, i.process_id, i.pid, i.exit_code) for _, k, i in got.items if k is EventType.EXIT)
+    exits = sorted(
+        (i.container_id, i.process_id, i.pid, i.exit_code) for _, k, i in got.items if k is EventType.EXIT
+    )
     assert exits == [("a", "e", 4, 5), ("b", "b", 2, 7), ("c", "c", 3, 255), ("d", "d", 9, 1)]
 
 
@@ -194,7 +202,9 @@ def test_replaced_task_reports_the_lost_exit_and_tracks_the_new_one():
 
 
 def test_tasks_stopped_before_start_are_not_new_exits():
-    tasks = _FakeTasks({("old", "old"): _info("old", 5, Status.STOPPED, 0), ("run", "run"): _info("run", 6, Status.RUNNING)})
+    tasks = _FakeTasks(
+        {("old", "old"): _info("old", 5, Status.STOPPED, 0), ("run", "run"): _info("run", 6, Status.RUNNING)}
+    )
     monitor, got = _monitor(tasks)
     monitor._note_existing()
     tasks.tasks[("run", "run")] = _info("run", 6, Status.STOPPED, 2)

@@ -11,8 +11,23 @@ from pycontainerd import _validate, oci
 
 VALID_IDS = ["default", "containerd.io", "task.0.0123456789", "underscores_are_allowed", "a" * 76, "A-b_c.9"]
 INVALID_IDS = [
-    "", ".", "..", "/", ".foo..foo", "foo/foo", "foo/..", "foo..foo", "foo.-boo", "-foo.boo", "foo.boo-",
-    "but__only_tasteful_underscores", "default--default", "a" * 77, "a b", "a\0b", "é",
+    "",
+    ".",
+    "..",
+    "/",
+    ".foo..foo",
+    "foo/foo",
+    "foo/..",
+    "foo..foo",
+    "foo.-boo",
+    "-foo.boo",
+    "foo.boo-",
+    "but__only_tasteful_underscores",
+    "default--default",
+    "a" * 77,
+    "a b",
+    "a\0b",
+    "é",
 ]
 
 
@@ -36,8 +51,15 @@ def test_identifier_type(value):
 @pytest.mark.parametrize(
     ("value", "number"),
     [
-        (9, 9), (signal.SIGTERM, 15), ("KILL", 9), ("SIGKILL", 9), ("sigusr1", int(signal.SIGUSR1)),
-        (" term ", 15), ("1", 1), (64, 64), ("SIGRTMIN", int(signal.SIGRTMIN)),
+        (9, 9),
+        (signal.SIGTERM, 15),
+        ("KILL", 9),
+        ("SIGKILL", 9),
+        ("sigusr1", int(signal.SIGUSR1)),
+        (" term ", 15),
+        ("1", 1),
+        (64, 64),
+        ("SIGRTMIN", int(signal.SIGRTMIN)),
     ],
 )
 def test_signal_number_accepts(value, number):
@@ -73,10 +95,11 @@ def test_terminal_size_type(w, h):
         _validate.terminal_size(w, h)
 
 
-@pytest.mark.parametrize("path", ["relative/dir", "./x", "/a/../b", "/a/./b", "/a\0b", "", "/" + "x" * 256,
-                                  "/" + "a/" * 2100])
+@pytest.mark.parametrize(
+    "path", ["relative/dir", "./x", "/a/../b", "/a/./b", "/a\0b", "", "/" + "x" * 256, "/" + "a/" * 2100]
+)
 def test_absolute_path_rejects(path):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="path"):
         _validate.absolute_path(path)
 
 
@@ -99,12 +122,16 @@ def test_no_symlinks(tmp_path):
     assert os.listdir(real) == []
 
 
-@pytest.mark.parametrize("name", ["io.containerd.runc.v2", "io.containerd.runc.v1", "io.containerd.kata.v2", "/usr/bin/shim"])
+@pytest.mark.parametrize(
+    "name", ["io.containerd.runc.v2", "io.containerd.runc.v1", "io.containerd.kata.v2", "/usr/bin/shim"]
+)
 def test_runtime_name_accepts(name):
     assert _validate.runtime_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["runc", "io.containerd.runc", "containerd.runc.v2", "", "rel/shim", "io.containerd..v2"])
+@pytest.mark.parametrize(
+    "name", ["runc", "io.containerd.runc", "containerd.runc.v2", "", "rel/shim", "io.containerd..v2"]
+)
 def test_runtime_name_rejects(name):
     with pytest.raises(ValueError, match="runtime"):
         _validate.runtime_name(name)
@@ -112,9 +139,9 @@ def test_runtime_name_rejects(name):
 
 def test_labels():
     assert _validate.labels({"a": "b"}) == {"a": "b"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="empty"):
         _validate.labels({"": "x"})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="4096"):
         _validate.labels({"k": "v" * 4096})
     with pytest.raises(TypeError):
         _validate.labels({"k": 1})
@@ -138,23 +165,37 @@ def test_spec_root():
     "linux",
     [
         # unmapped root (libcontainerd would silently use host root here)
-        {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 1, "hostID": 1000, "size": 5}],
-         "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 5}]},
+        {
+            "namespaces": [{"type": "user"}],
+            "uidMappings": [{"containerID": 1, "hostID": 1000, "size": 5}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 5}],
+        },
         # size 0: moby's uint32 arithmetic wraps this to "matches everything"
-        {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 0}],
-         "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
+        {
+            "namespaces": [{"type": "user"}],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 0}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        },
         # overlap on the container side
-        {"namespaces": [{"type": "user"}],
-         "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}, {"containerID": 5, "hostID": 5000, "size": 10}],
-         "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
+        {
+            "namespaces": [{"type": "user"}],
+            "uidMappings": [
+                {"containerID": 0, "hostID": 1000, "size": 10},
+                {"containerID": 5, "hostID": 5000, "size": 10},
+            ],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        },
         # beyond 2**32
-        {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 2**32 - 10, "size": 100}],
-         "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
+        {
+            "namespaces": [{"type": "user"}],
+            "uidMappings": [{"containerID": 0, "hostID": 2**32 - 10, "size": 100}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        },
         # user namespace without maps, maps without user namespace
         {"namespaces": [{"type": "user"}]},
         {"namespaces": [], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
     ],
 )
 def test_spec_root_rejects(linux):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"mapping|map|namespace|extent|size|range|overlap"):
         _validate.spec_root({"linux": linux})

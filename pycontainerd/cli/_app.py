@@ -283,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", "run a command in a new container", epilog=_RUN_EPILOG)
     run.add_argument("--rm", action="store_true", help="delete the container when it exits")
     run.add_argument("-d", "--detach", action="store_true", help="start it and return (output is discarded)")
+    run.add_argument(
+        "--no-handoff",
+        action="store_true",
+        help="copy stdout/stderr through FIFOs (default without -i/-t: zero-copy pipe handoff)",
+    )
     _process_flags(run)
     run.add_argument("--rootfs", type=absolute_dir_path, metavar="DIR", help="root filesystem directory")
     run.add_argument("--memory", "-m", type=byte_size, metavar="BYTES", help="memory limit (e.g. 64M)")

@@ -40,7 +40,12 @@ def test_userns_container_bundle_and_file_ownership(client, userns_base):
     base = userns_base
     cid = "uns"
     spec = oci.build(
-        args=["sh", "-c", "id -u; id -g; touch /data/by-root; cat /proc/self/uid_map; cat"],
+        # reopening the stdio pipes by path works only if the shim chowned them to io_uid/io_gid
+        args=[
+            "sh",
+            "-c",
+            "id -u; id -g; touch /data/by-root; cat /proc/self/uid_map; echo reopened >/dev/stdout; cat",
+        ],
         rootfs=os.path.join(base, "rootfs"),
         namespace=client.namespace,
         container_id=cid,
@@ -90,6 +95,7 @@ def test_userns_container_bundle_and_file_ownership(client, userns_base):
     lines = out.splitlines()
     assert lines[:2] == ["0", "0"]
     assert lines[2].split() == ["0", str(UID), str(SIZE)]
+    assert lines[3] == "reopened"
     assert out.endswith(payload.decode())
     st = os.stat(os.path.join(base, "data", "by-root"))
     assert (st.st_uid, st.st_gid) == (UID, GID)

@@ -265,7 +265,17 @@ class Process:
                                           timeout=timeout)
 
     def close_stdin(self) -> None:
-        """Give the process EOF on stdin: close the client's end, then CloseIO. Idempotent."""
+        """Give the process EOF on stdin: close the client's end, then CloseIO. Idempotent.
+
+        Closing only the client's FIFO end would not do: the shim holds its own
+        writer until CloseIO. A stdin source (bytes, a file) reaching its end
+        does the same automatically. With a **terminal**, the shim then shuts the
+        console down: the process sees a hang-up (SIGHUP, exit status 129), not an
+        end of input; keep stdin open until it is done, or write Ctrl-D (0x04) to it.
+
+        Raises:
+            ContainerdError: CloseIO failed (not for a process that already exited).
+        """
         self._io.close_stdin()
 
     def _close_io(self) -> None:

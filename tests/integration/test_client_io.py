@@ -502,3 +502,4 @@ def test_fifo_names_follow_fifo_id(client, rootfs):
     with pytest.raises(ValueError, match="fifo_id"):
         container.new_task(fifo_id="../x")
     container.delete()
+

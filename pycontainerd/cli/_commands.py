@@ -270,8 +270,13 @@ def _placement(ctx: Context) -> dict[str, Any]:
 
 
 def _run_task(ctx: Context, container: Container) -> int:
+    from pycontainerd import stdio
+
     args = ctx.args
-    task = container.new_task(stdio=_stdio(args))
+    # Without -i and -t the container's own pipes are spliced to our fds (zero-copy handoff);
+    # stdio.handoff falls back to FIFOs by itself with -i or -t (and keeps -d's null stdio).
+    wired = _stdio(args)
+    task = container.new_task(stdio=wired if getattr(args, "no_handoff", False) else stdio.handoff(wired))
     if args.detach:
         try:
             task.start()

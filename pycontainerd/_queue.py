@@ -8,6 +8,7 @@ queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -53,6 +54,13 @@ class OrderedQueue:
                 fn()
             except Exception:
                 _log.exception("event handler for %s failed", key)
+            except BaseException:
+                # Not swallowed (SystemExit, KeyboardInterrupt), but the key must not stall.
+                with self._lock:
+                    queue.popleft()
+                with contextlib.suppress(RuntimeError):  # already shut down
+                    self._executor.submit(self._drain, key)
+                raise
             with self._lock:
                 queue.popleft()
 

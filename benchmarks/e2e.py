@@ -19,7 +19,9 @@ show medians over ``--repeat`` repetitions and the ratios to ``ctr``.
 2. **stdin throughput**: ``dd`` writes N bytes into a pipe that feeds the
    container's stdin (``cat >/dev/null`` inside), for the same three tools.
 3. **lifecycle latency** of ``/bin/true`` (create, start, wait, delete): the
-   in-process API vs ``ctr run --rm`` vs the ``pycontainerd run --rm`` command.
+   in-process API vs ``ctr run --rm`` vs the ``pycontainerd run --rm`` command
+   (``sys.executable -m pycontainerd``, with the package's bytecode compiled first,
+   as an installed package has it).
 4. **concurrency**: ``--containers`` containers started at once and waited:
    threads in this process vs as many parallel ``ctr run --rm``.
 5. **memory**: peak RSS growth of a fresh client process while streaming
@@ -38,6 +40,7 @@ to only print). Needs root, containerd, ctr, runc and busybox-static.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import datetime as _dt
 import json
@@ -594,7 +597,11 @@ def run_plan(bench: Bench, opts: argparse.Namespace, progress: Progress) -> Resu
                     f"{cpu_per_gib(s):.2f} CPU-s/GiB"
                 )
     if "latency" in opts.sections:
+        # An installed package has bytecode (pip compiles it); an editable checkout run with
+        # PYTHONDONTWRITEBYTECODE=1 would recompile every module in every `pycontainerd` command.
+        compileall.compile_dir(os.path.dirname(pycontainerd.__file__), quiet=1)
         bench.latency("api")  # warm the daemon's and this process's caches once
+        bench.latency("cli")
         for rep, order in rotations(("api", "ctr", "cli"), opts.latency_repeat):
             for tool in order:
                 s = bench.latency(tool)

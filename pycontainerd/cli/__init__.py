@@ -26,6 +26,12 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``pycontainerd`` command.
 
+    Called without ``argv`` (as the ``pycontainerd`` program), it ends the
+    process itself once the command is done: stdout and stderr are flushed and
+    the process exits with ``os._exit``, skipping the interpreter's teardown
+    (about 30 ms, a fifth of a ``run --rm``, and no chance for a library
+    finalizer to stall the exit). Called with ``argv`` it returns.
+
     Args:
         argv: The arguments without the program name (default: ``sys.argv[1:]``).
 
@@ -33,10 +39,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: the container's for ``run``/``exec``, 0 on success,
         1 on failure (125 for ``run``/``exec``), 2 for a usage error.
     """
+    status = _main(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        _exit_now(status)
+    return status
+
+
+def _exit_now(status: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status & 0xFF)
+
+
+def _main(argv: Sequence[str]) -> int:
     from pycontainerd.cli import _app, _output
 
     try:
-        args = _app.parse(sys.argv[1:] if argv is None else argv)
+        args = _app.parse(argv)
     except _app.UsageError as exc:
         _output.error_line(str(exc))
         return _app.EXIT_USAGE

@@ -474,6 +474,28 @@ def test_daemon_start_stop_leaves_nothing(rootfs: str) -> None:
         cli("daemon", "stop", "--purge")
 
 
+def test_embedded_on_demand(rootfs: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the embedded daemon needs root")
+    if os.path.exists("/run/containerd/containerd.sock"):
+        pytest.skip("a system containerd socket exists: on-demand start only happens when none is reachable")
+    base = f"/run/pcd-emb-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, PYCONTAINERD_EMBEDDED_DIR=base, PYCONTAINERD_EMBEDDED="1")
+    env.pop("CONTAINERD_ADDRESS", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "pycontainerd", *args], env=env, capture_output=True,
+                              timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    try:
+        result = cli("-n", "od", "run", "--rm", "--rootfs", rootfs, "od", "--", "echo", "on demand")
+        assert (result.returncode, result.stdout) == (0, b"on demand\n"), result.stderr
+        assert json.loads(cli("--json", "daemon", "status").stdout)["serving"]
+    finally:
+        assert cli("daemon", "stop", "--purge").returncode == 0
+    assert not os.path.exists(base)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -5,8 +5,10 @@
 paused/resumed, and hands each to a backend callback, strictly in arrival
 order per container and concurrently across containers. Undecodable and
 other events are skipped. When the stream breaks for any reason other than
-:meth:`EventMonitor.stop`, it waits for the daemon's health check to serve
-again (every 100 ms), resubscribes, and then reconciles: containerd does not
+:meth:`EventMonitor.stop` (a lost connection, a clean end of stream, even a
+CANCELLED the server sent: moby stops on CANCELLED only because its own
+context is the sole source of it), it waits for the daemon's health check to
+serve again (every 100 ms), resubscribes, and then reconciles: containerd does not
 replay events, so the exit of every process it saw running and that stopped
 (or vanished) meanwhile is reported from Tasks/Get. Exits are deduplicated by
 (container, process, pid), so a duplicate ``/tasks/exit`` (containerd#2299,

@@ -12,25 +12,34 @@ derived from that label.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import logging
 import os
 import shutil
+import tarfile
+import tempfile
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _handoff_stdio, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio, null
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Status, TaskInfo
+from pycontainerd.api.types import Descriptor, Status, TaskInfo
 from pycontainerd.bundle import mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.fifo import FIFOSet
 from pycontainerd.idmap import spec_user
 from pycontainerd.task import Task
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
 __all__ = ["BUNDLE_LABEL", "DEFAULT_RUNTIME", "Container", "default_state_dir", "new_container"]
 
+#: The media type of a checkpoint tar in the content store (what the runc shim restores from).
+CHECKPOINT_MEDIA_TYPE = "application/vnd.containerd.container.criu.checkpoint.criu.tar"
 #: The label holding the bundle dir (the FIFO directory), as moby names it.
 BUNDLE_LABEL = "com.docker/engine.bundle.path"
 DEFAULT_RUNTIME = "io.containerd.runc.v2"
@@ -155,7 +164,9 @@ class Container:
 
         Args:
             stdio: How stdio is wired (default: :func:`pycontainerd.stdio.null`).
-            checkpoint_dir: Restore from a CRIU checkpoint directory (not supported yet).
+            checkpoint_dir: Restore from a CRIU checkpoint directory: it is uploaded to the
+                content store as a tar (``...criu.checkpoint.criu.tar``, gc root label),
+                passed as the task's checkpoint, and the blob is deleted afterwards.
             fifo_id: The process id in the FIFO names: the container id by default
                 (moby since 2023); ``"init"`` gives the older libcontainerd layout.
             timeout: Deadline of each RPC.
@@ -165,17 +176,15 @@ class Container:
 
         Raises:
             ConflictError: The container already has a task (checked before any FIFO is touched).
-            ValueError: A bad ``fifo_id`` (before any RPC).
-            NotImplementedError: ``checkpoint_dir`` was given.
+            ValueError: A bad ``fifo_id`` or ``checkpoint_dir`` (before any RPC).
         """
         stdio = stdio if stdio is not None else null()
         name = self.id if fifo_id is None else _validate.identifier(fifo_id, "fifo_id")
         terminal = _spec_terminal(self.spec)
-        checkpoint = None
         if checkpoint_dir is not None:
-            # Needs the checkpoint tar uploaded to the content store (checklist 32);
-            # CRIU does not work on the development host, so it is left out untested.
-            raise NotImplementedError("restore from a checkpoint directory is not supported yet")
+            checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
+            if not os.path.isdir(checkpoint_dir):
+                raise ValueError(f"checkpoint dir {checkpoint_dir!r} is not a directory")
         # A live task owns the FIFO paths a new one would use: refuse before touching them
         # (libcontainerd's "container already started" check).
         try:
@@ -184,6 +193,20 @@ class Container:
             pass
         else:
             raise errors.ConflictError(f"container {self.id!r} already has a task")
+        checkpoint = None
+        if checkpoint_dir is not None:
+            checkpoint = _upload_checkpoint(self._client, checkpoint_dir, timeout)
+        try:
+            return self._create_task(stdio, name, terminal, checkpoint, timeout)
+        finally:
+            if checkpoint is not None:
+                try:
+                    self._client.api.content.delete(checkpoint.digest, timeout=timeout)
+                except errors.ContainerdError as err:
+                    _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
+
+    def _create_task(self, stdio: Stdio, name: str, terminal: bool, checkpoint: Descriptor | None,
+                     timeout: float | None) -> Task:
         fifos = stdio.fifo_set(self._fifo_dir(), name, terminal=terminal)
         io = stdio.open(fifos)
         try:
@@ -303,6 +326,21 @@ def _poke_writers(fifos: FIFOSet) -> None:
         except OSError:
             continue  # not openable: then it was not opened for reading either
         os.close(fd)
+
+
+def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
+    """Tar a CRIU checkpoint directory into the content store (libcontainerd's restore path)."""
+    with tempfile.TemporaryFile() as archive:
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for entry in sorted(os.listdir(directory)):
+                tar.add(os.path.join(directory, entry), arcname=entry)
+        archive.seek(0)
+        chunks = iter(lambda: archive.read(1 << 20), b"")
+        labels = {"containerd.io/gc.root": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return client.api.content.write(
+            f"checkpoint-{uuid.uuid4().hex}", chunks, labels=labels, media_type=CHECKPOINT_MEDIA_TYPE,
+            timeout=timeout,
+        )
 
 
 def _remove_bundle(path: str, container_id: str) -> None:

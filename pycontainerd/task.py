@@ -403,12 +403,16 @@ class Task(Process):
 
     def _force_delete_rpc(self, timeout: float) -> DeleteResult:
         tasks = self._client.api.tasks
-        exited = tasks.wait_future(self._container_id, timeout=timeout)
-        with contextlib.suppress(errors.NotFoundError, errors.FailedPreconditionError):
-            # NotFound: already exited; FailedPrecondition: never started
-            tasks.kill(self._container_id, _signal.SIGKILL, all=True, timeout=timeout)
-        with contextlib.suppress(errors.ContainerdError, TimeoutError):
-            exited.result(timeout)
+        info = tasks.get(self._container_id, timeout=timeout)
+        # Like the Go client's WithProcessKill: nothing to kill or wait for without a live
+        # pid (a task whose restore failed has none and would never report an exit).
+        if info.pid and info.status is not Status.STOPPED:
+            exited = tasks.wait_future(self._container_id, timeout=timeout)
+            with contextlib.suppress(errors.NotFoundError, errors.FailedPreconditionError):
+                # NotFound: already exited; FailedPrecondition: never started
+                tasks.kill(self._container_id, _signal.SIGKILL, all=True, timeout=timeout)
+            with contextlib.suppress(errors.ContainerdError, TimeoutError):
+                exited.result(timeout)
         self._io.process_exited()
         self._io.wait(DELETE_DRAIN_TIMEOUT)
         self._io.cancel()

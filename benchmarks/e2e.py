@@ -961,9 +961,13 @@ def main(argv: list[str] | None = None) -> int:
 
             stack.callback(purge_namespace, address, namespace)
         progress = Progress(plan_size(opts), quiet=opts.quiet)
+        load_before = os.getloadavg()[0]
+        started = time.monotonic()
         results = run_plan(bench, opts, progress)
         progress.finish()
     info = machine()
+    info["load average (1 min) before/after"] = f"{load_before:.1f}/{os.getloadavg()[0]:.1f}"
+    info["duration"] = f"{time.monotonic() - started:.0f} s"
     tgts = targets(results, opts)
     if opts.json:
         print(

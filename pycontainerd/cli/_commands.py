@@ -181,28 +181,45 @@ def _wait(future: Future[ExitStatus]) -> ExitStatus:
 
 
 @contextlib.contextmanager
-def _attached_terminal(args: argparse.Namespace, process: Process) -> Iterator[None]:
-    """Raw mode (with -t -i), window size forwarding (with -t), signal forwarding (always)."""
+def _attached_terminal(args: argparse.Namespace, process: Process) -> Iterator[Callable[[], None]]:
+    """Raw mode (with -t -i), window size forwarding (with -t), signal forwarding (always).
+
+    Yields a function that sends the window size again (call it once the process started).
+    """
     from pycontainerd.cli import _terminal
 
+    resend: Callable[[], None] = lambda: None  # noqa: E731
     with contextlib.ExitStack() as stack:
         if args.tty:
             fd = _terminal.terminal_fd()
             if fd is not None:
-                stack.enter_context(_terminal.watch_resize(fd, process.resize))
+                resend = stack.enter_context(_terminal.watch_resize(fd, process.resize))
                 if args.interactive and os.isatty(0):
                     stack.enter_context(_terminal.raw_mode(0))
         stack.enter_context(_terminal.forward_signals(process.kill))
-        yield
+        yield resend
 
 
 def _run_process(args: argparse.Namespace, process: Process, start: Callable[[], object]) -> int:
     """Arm the wait, start, forward terminal and signals, and return the exit code."""
     exited = process.wait()
-    with _attached_terminal(args, process):
+    with _attached_terminal(args, process) as resend:
         start()
+        if args.tty:
+            resend()  # an exec'd process's terminal exists only from its start on
         status = _wait(exited)
     return _exit_code(status)
+
+
+def _with_console_size(process_spec: dict[str, Any], tty: bool) -> None:
+    """Size the container's terminal like ours from the start (OCI ``consoleSize``)."""
+    if not tty:
+        return
+    from pycontainerd.cli import _terminal
+
+    size = _terminal.console_size(_terminal.terminal_fd())
+    if size is not None:
+        process_spec["consoleSize"] = size
 
 
 def cmd_run(ctx: Context) -> int:
@@ -242,6 +259,7 @@ def cmd_run(ctx: Context) -> int:
         )
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from exc
+    _with_console_size(spec["process"], args.tty)
     client = ctx.client()
     container = client.new_container(args.id, spec, **_placement(ctx))
     try:
@@ -322,6 +340,7 @@ def cmd_exec(ctx: Context) -> int:
         spec = oci.process(args.cmd, env=env, cwd=args.cwd or base.get("cwd") or "/", user=user, tty=args.tty)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from exc
+    _with_console_size(spec, args.tty)
     process = task.exec(args.exec_id, spec, stdio=_stdio(args))
     if args.detach:
         try:

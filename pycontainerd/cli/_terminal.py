@@ -14,7 +14,7 @@ import termios
 import tty
 from collections.abc import Callable, Iterator
 
-__all__ = ["forward_signals", "raw_mode", "terminal_fd", "watch_resize", "window_size"]
+__all__ = ["console_size", "forward_signals", "raw_mode", "terminal_fd", "watch_resize", "window_size"]
 
 _Handler = Callable[[int, object], None]
 
@@ -59,12 +59,21 @@ def raw_mode(fd: int) -> Iterator[None]:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+def console_size(fd: int | None) -> dict[str, int] | None:
+    """The OCI ``process.consoleSize`` for the terminal on ``fd`` (runc sizes the pty with it at start)."""
+    size = window_size(fd) if fd is not None else None
+    return None if size is None else {"width": size[0], "height": size[1]}
+
+
 @contextlib.contextmanager
-def watch_resize(fd: int, resize: Callable[[int, int], None]) -> Iterator[None]:
+def watch_resize(fd: int, resize: Callable[[int, int], None]) -> Iterator[Callable[[], None]]:
     """Call ``resize(columns, rows)`` now and on every SIGWINCH while the block runs.
 
-    ``resize`` runs in the main thread (in the signal handler); its exceptions are
-    swallowed: a resize racing the process's exit must not break the command.
+    Yields the function that sends the current size, for the caller to send it
+    again when the process exists (an exec'd process has no terminal before its
+    start). ``resize`` runs in the main thread (in the signal handler); its
+    exceptions are swallowed: a resize racing the process's start or exit must
+    not break the command.
     """
 
     def send(*_: object) -> None:
@@ -76,7 +85,7 @@ def watch_resize(fd: int, resize: Callable[[int, int], None]) -> Iterator[None]:
     previous = signal.signal(signal.SIGWINCH, send)
     try:
         send()
-        yield
+        yield send
     finally:
         signal.signal(signal.SIGWINCH, previous)
 

@@ -298,6 +298,22 @@ def test_exec_output_exit_code_and_stdin(cli: Any, running: str) -> None:
     assert result.stdout.strip() == b"12345"
 
 
+def test_exec_tty_gets_the_window_size(containerd_address: str, namespace: str, running: str) -> None:
+    master, slave = pty.openpty()
+    _set_size(slave, 33, 99)
+    proc = popen(containerd_address, namespace, "exec", "-t", running, "sz", "--", "stty", "size",
+                 stdin=slave, stdout=slave, stderr=slave, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    reader = _PtyReader(master)
+    try:
+        assert proc.wait(TIMEOUT) == 0
+        assert reader.until(b"33 99", 5), reader.data
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
 def test_ps_stats_pause_resume_kill_json(cli: Any, running: str) -> None:
     tasks = json.loads(cli("--json", "ps").stdout)
     assert [(t["id"], t["status"]) for t in tasks] == [(running, "running")]

@@ -60,6 +60,7 @@
 #define FILE_CHUNK ((size_t)256 << 10)
 #define ROUND_BUDGET ((int64_t)8 << 20)    /* bytes per stream between epoll checks */
 #define PIPE_TARGET (1 << 20)              /* F_SETPIPE_SZ goal, capped by pipe-max-size */
+#define GROW_AFTER ((int64_t)1 << 20)      /* bytes a stream moves before its pipes grow anyway */
 #define MAX_STREAMS 4096
 #define AMBIGUOUS_LIMIT 64                 /* EAGAINs with both sides ready before giving up splice */
 #define CANCEL_KEY UINT32_MAX
@@ -83,6 +84,7 @@ struct stream {
     bool s_nowait, d_nowait; /* RWF_NOWAIT not yet refused */
     bool splice;
     bool eof;
+    bool grow; /* pipes still to be enlarged */
     int ambiguous;
     char *buf;
     size_t off, len; /* pending bytes in buf */
@@ -347,12 +349,28 @@ static ssize_t dst_write(struct pump *p, struct stream *s, const struct fdent *e
     }
 }
 
+/* Enlarge the stream's pipes once it has to wait or has moved GROW_AFTER
+ * bytes: resizing costs more than a short copy (one that finds all its data
+ * in the pipe) gains from it. */
+static void maybe_grow(struct stream *s)
+{
+    if (!s->grow)
+        return;
+    s->grow = false;
+    if (s->skind == K_PIPE)
+        grow_pipe(s->io->src);
+    if (s->dkind == K_PIPE)
+        grow_pipe(s->io->dst);
+}
+
 /* Advance one stream until it would block, ends, or has moved ROUND_BUDGET
  * bytes. Returns true if it did anything (so the loop must not sleep). */
 static bool run_stream(struct pump *p, struct stream *s)
 {
     int64_t budget = ROUND_BUDGET;
     bool progress = false;
+    if (s->io->nbytes >= GROW_AFTER)
+        maybe_grow(s);
     while (!s->io->done && budget > 0) {
         struct fdent *se = &p->fds[s->si];
         struct fdent *de = &p->fds[s->di];
@@ -369,6 +387,7 @@ static bool run_stream(struct pump *p, struct stream *s)
                 finish(p, s, 0);
                 return true;
             } else if (n == -EAGAIN) {
+                maybe_grow(s);
                 int r = refresh(se, de);
                 if (r < 0) {
                     finish(p, s, -r);
@@ -403,6 +422,7 @@ static bool run_stream(struct pump *p, struct stream *s)
                 break;
             ssize_t n = src_read(s, se);
             if (n == -EAGAIN) {
+                maybe_grow(s);
                 se->in_ready = false;
                 break;
             }
@@ -422,6 +442,7 @@ static bool run_stream(struct pump *p, struct stream *s)
             break;
         ssize_t n = dst_write(p, s, de);
         if (n == -EAGAIN) {
+            maybe_grow(s);
             de->out_ready = false;
             break;
         }
@@ -483,12 +504,7 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
         s->wmax = FILE_CHUNK;
     s->splice_len = s->dkind == K_FILE ? FILE_CHUNK : SPLICE_LEN;
     s->splice = !(flags & PCD_PUMP_NO_SPLICE) && splice_ok(s, &p->fds[s->di]);
-    if (!(flags & PCD_PUMP_NO_RESIZE)) {
-        if (s->skind == K_PIPE)
-            grow_pipe(io->src);
-        if (s->dkind == K_PIPE)
-            grow_pipe(io->dst);
-    }
+    s->grow = !(flags & PCD_PUMP_NO_RESIZE) && (s->skind == K_PIPE || s->dkind == K_PIPE);
 }
 
 /* Copy every stream until EOF or error, or until cancel_fd (-1: none; an
@@ -500,7 +516,8 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
  * itself: EINVAL (nstreams out of range), ENOMEM, or an errno from
  * pthread_sigmask/epoll_create1/epoll_ctl (EBADF: a bad cancel_fd)/epoll_wait.
  * The descriptors are never closed and their flags are never changed; pipe
- * buffers are enlarged (F_SETPIPE_SZ) unless PCD_PUMP_NO_RESIZE. */
+ * buffers are enlarged (F_SETPIPE_SZ) once a stream waits or has moved 1 MiB,
+ * unless PCD_PUMP_NO_RESIZE. */
 int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsigned int flags)
 {
     if (nstreams < 0 || nstreams > MAX_STREAMS || (nstreams > 0 && streams == NULL))

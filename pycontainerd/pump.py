@@ -10,8 +10,9 @@ How bytes move (chosen per pair, see ``csrc/pump.c``):
 
 * ``splice(2)`` from a pipe or FIFO into a pipe, a regular file, ``/dev/null``
   or a non-blocking stream socket, and from a non-blocking stream socket into
-  a pipe; pipe buffers are enlarged to 1 MiB (``F_SETPIPE_SZ``, capped by
-  ``/proc/sys/fs/pipe-max-size``; a refusal is ignored).
+  a pipe. Once a pair has had to wait, or has moved 1 MiB, its pipes are
+  enlarged to 1 MiB (``F_SETPIPE_SZ``, capped by ``/proc/sys/fs/pipe-max-size``;
+  a refusal is ignored): fewer wake-ups per MiB for the writer and the pump.
 * ``read``/``write`` through a 1 MiB buffer otherwise: regular-file sources
   (splicing from a file hands its pages to the reader by reference, so a
   later write to the file could change bytes already copied), ttys, blocking

@@ -882,18 +882,29 @@ def test_signals_during_a_copy_lose_nothing(source: str, tmp_path: Path) -> None
 # ---------------------------------------------------------------- misc
 
 
-def test_pipe_buffers_are_enlarged(tmp_path: Path) -> None:
+def test_pipe_buffers_grow_for_streams_but_not_for_short_copies(tmp_path: Path) -> None:
+    limit = min(int(Path("/proc/sys/fs/pipe-max-size").read_text()), 2**20)
     r, w = os.pipe2(os.O_CLOEXEC)
     r2, w2 = os.pipe2(os.O_CLOEXEC)
+    default = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+    os.write(w, b"short")
     os.close(w)
+    reader = Worker(hash_reader, r2)
+    reader.start()
     try:
-        assert copy(r, w2) == 0
-        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
-        assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) == min(limit, 2**20)
-        assert fcntl.fcntl(w2, fcntl.F_GETPIPE_SZ) == min(limit, 2**20)
+        assert copy(r, w2) == 5  # all there at once: no wait, no resize
+        assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) == default
+        assert fcntl.fcntl(w2, fcntl.F_GETPIPE_SZ) == default
+        os.close(r)
+        with make_source("pipe", 4 * 2**20, tmp_path) as src:
+            assert copy(src, w2) == 4 * 2**20
+            assert fcntl.fcntl(src, fcntl.F_GETPIPE_SZ) == limit
+        assert fcntl.fcntl(w2, fcntl.F_GETPIPE_SZ) == limit
     finally:
-        for fd in (r, r2, w2):
-            os.close(fd)
+        close_quietly(r)
+        os.close(w2)
+        reader.outcome()
+        os.close(r2)
 
 
 def test_stdio_reexports_the_pump() -> None:

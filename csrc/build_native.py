@@ -30,7 +30,8 @@ def package_version() -> str:
 
 def modules() -> list[str]:
     """Names of the C modules: every ``csrc/<name>.c`` with a ``<name>.cdef.h``."""
-    return sorted(p.name[: -len(".cdef.h")] for p in HERE.glob("*.cdef.h") if (HERE / (p.name[: -len(".cdef.h")] + ".c")).exists())
+    names = (p.name[: -len(".cdef.h")] for p in HERE.glob("*.cdef.h"))
+    return sorted(name for name in names if (HERE / f"{name}.c").exists())
 
 
 def build_ffi() -> FFI:

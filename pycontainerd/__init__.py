@@ -1,4 +1,4 @@
-"""pycontainerd: a fast, typed Python client for containerd.
+r"""pycontainerd: a fast, typed Python client for containerd.
 
 The libcontainerd object model (``Client`` → ``Container`` → ``Task`` →
 ``Process``) over containerd's gRPC API, with a native (cffi) core for the

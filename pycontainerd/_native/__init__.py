@@ -30,7 +30,7 @@ FFI: Any = ffi
 LIB: Any = lib
 
 NATIVE_VERSION: str = ffi.string(lib.PCD_VERSION).decode()
-if NATIVE_VERSION != __version__:
+if __version__ != NATIVE_VERSION:
     raise ImportError(
         f"pycontainerd native module version {NATIVE_VERSION!r} does not match the package "
         f"version {__version__!r}: a stale in-place build; rebuild with `pip install -e .`"

@@ -774,11 +774,14 @@ def machine() -> dict[str, str]:
 def markdown(r: Results, opts: argparse.Namespace, info: dict[str, str], tgts: list[Target]) -> str:
     lines = [f"# End-to-end benchmark (through containerd), {_dt.date.today().isoformat()}", ""]
     lines.append("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".")
-    lines.append(
-        f"Command: `python benchmarks/e2e.py {' '.join(opts.argv)}`".rstrip() + "; medians over "
-        f"{opts.stream_repeat} (streams), {opts.latency_repeat} (latency), {opts.repeat} (concurrency) "
-        "repetitions, tools alternating."
-    )
+    counts = [
+        (opts.stream_repeat, "streams", ("stdout", "stdin")),
+        (opts.latency_repeat, "latency", ("latency",)),
+        (opts.repeat, "concurrency", ("concurrency",)),
+    ]
+    over = ", ".join(f"{n} ({what})" for n, what, names in counts if set(names) & set(opts.sections))
+    command = f"python benchmarks/e2e.py {' '.join(opts.argv)}".rstrip()
+    lines.append(f"Command: `{command}`; medians over {over or '1'} repetitions, tools alternating.")
     lines.append("")
     if "stdout" in opts.sections or "stdin" in opts.sections:
         lines += [

@@ -54,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
-            message += " (a container's command goes after '--')"
+            message += " (a container's command, or options for bench, go after '--')"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 

@@ -354,6 +354,30 @@ def test_exec_with_handoff(client, rootfs, namespace, world):
     container.delete()
 
 
+def test_exec_background_child_does_not_hold_the_wait(client, rootfs):
+    """Documented difference from FIFOs: an exec's wait() ends once its pipes are empty at its exit.
+
+    Output a background child writes later is not delivered to this handle (the FIFO path would
+    wait for that child and raise DrainTimeoutError after the drain timeout).
+    """
+    container = client.new_container("bg", oci.build(args=["sleep", "100"], rootfs=rootfs))
+    task = container.new_task()
+    task.start()
+    try:
+        spec = oci.process(["sh", "-c", "echo now; (sleep 3; echo late) &"])
+        proc = task.exec("bg1", spec, stdio=stdio.handoff(stdio.capture(), fallback=False))
+        exited = proc.wait()
+        t0 = time.monotonic()
+        proc.start()
+        assert exited.result(30).code == 0
+        assert time.monotonic() - t0 < 2.5
+        assert proc.io.stdout_data == b"now\n"
+        proc.delete()
+    finally:
+        task.force_delete()
+    container.delete()
+
+
 def test_failed_start_missing_binary_leaves_nothing(client, rootfs, namespace):
     container = client.new_container("nobin", oci.build(args=["/no/such/binary"], rootfs=rootfs))
     with pytest.raises(errors.ContainerdError, match="no such file"):

@@ -125,26 +125,13 @@ def test_run_killed_is_137(cli: Any, rootfs: str, containerd_address: str, names
 
 
 def test_run_forwards_sigterm(cli: Any, rootfs: str, containerd_address: str, namespace: str) -> None:
-    script = "trap 'echo got-term; exit 42' TERM; while :; do sleep 0.1; done"
-    proc = popen(
-        containerd_address,
-        namespace,
-        "run",
-        "--rm",
-        "--rootfs",
-        rootfs,
-        "trapper",
-        "--",
-        "sh",
-        "-c",
-        script,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    script = "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"
+    argv = ["run", "--rm", "--rootfs", rootfs, "trapper", "--", "sh", "-c", script]
+    proc = popen(containerd_address, namespace, *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE)  # fmt: skip
     try:
-        wait_status(cli, "trapper", "running")
-        time.sleep(0.3)  # let the shell install its trap
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"  # the trap is installed
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=TIMEOUT)
         assert proc.returncode == 42
@@ -352,36 +339,47 @@ def test_version_json(cli: Any) -> None:
     assert info["server"]["version"]
 
 
+def _read_events(proc: subprocess.Popen[bytes], seen: list[dict[str, Any]], timeout: float) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return
+        line = proc.stdout.readline()
+        if not line:
+            return
+        seen.append(json.loads(line))
+        timeout = 0.5  # keep reading what follows quickly
+
+
 def test_events_json(cli: Any, rootfs: str, containerd_address: str, namespace: str) -> None:
-    proc = popen(
-        containerd_address,
-        namespace,
-        "--json",
-        "events",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # Unbuffered: select() must see every line that has not been read yet.
+    proc = popen(containerd_address, namespace, "--json", "events", stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)  # fmt: skip
+    seen: list[dict[str, Any]] = []
     try:
-        time.sleep(1.0)  # the subscription is in place well before the run
-        assert cli("run", "--rm", "--rootfs", rootfs, "evt", "--", "sh", "-c", "exit 5").returncode == 5
-        seen: list[dict[str, Any]] = []
-        assert proc.stdout is not None
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline and not any(e["type"] == "exit" for e in seen):
-            line = proc.stdout.readline()
-            if not line:
+        # Until the first events arrive the subscription may not be in place yet.
+        for attempt in range(20):
+            assert cli("run", "--rm", "--rootfs", rootfs, f"warm{attempt}", "--", "true").returncode == 0
+            _read_events(proc, seen, 2.0)
+            if seen:
                 break
-            seen.append(json.loads(line))
+        assert seen, "no events at all"
+        assert cli("run", "--rm", "--rootfs", rootfs, "evt", "--", "sh", "-c", "exit 5").returncode == 5
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and not any(e["type"] == "exit" and e["container_id"] == "evt"
+                                                      for e in seen):  # fmt: skip
+            _read_events(proc, seen, 2.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=TIMEOUT)
         assert proc.returncode == 0, err
     finally:
         proc.kill()
         proc.communicate()
-    assert [e["type"] for e in seen] == ["create", "start", "exit"]
-    assert all(e["container_id"] == "evt" for e in seen)
-    assert seen[-1]["exit_code"] == 5
+    mine = [e for e in seen if e["container_id"] == "evt"]
+    assert [e["type"] for e in mine] == ["create", "start", "exit"]
+    assert mine[-1]["exit_code"] == 5
 
 
 # -- errors: one line, non-zero ---------------------------------------------------------------------

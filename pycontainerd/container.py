@@ -305,7 +305,7 @@ class Container:
             raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
         self._client.api.containers.delete(self.id, timeout=timeout)
         if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
-            _remove_bundle(self.bundle_dir, self.id)
+            _remove_bundle(self.bundle_dir, self.id, self._client.namespace)
 
 
 def _poke_writers(fifos: FIFOSet) -> None:
@@ -343,16 +343,24 @@ def _upload_checkpoint(client: Client, directory: str, timeout: float | None) ->
         )
 
 
-def _remove_bundle(path: str, container_id: str) -> None:
+def _remove_bundle(path: str, container_id: str, namespace: str) -> None:
     # The label is data from the daemon: only remove a directory that is
     # plausibly this container's bundle (absolute, named after the id).
     if not path or not os.path.isabs(path):
         return
-    name = os.path.basename(path.rstrip("/"))
+    path = path.rstrip("/")
+    name = os.path.basename(path)
     if name != container_id and not name.startswith(container_id + "."):
         return
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
+    # The default layout is <state>/<namespace>/<id>: drop the namespace level once it
+    # is empty, so short-lived namespaces do not pile up (rmdir refuses a non-empty dir).
+    parent = os.path.dirname(path)
+    parent_name = os.path.basename(parent)
+    if parent_name == namespace or parent_name.startswith(namespace + "."):
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
 
 
 def _get(client: Client, id: str, timeout: float | None) -> ContainerInfo:

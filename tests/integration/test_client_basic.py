@@ -72,3 +72,16 @@ def test_delete_running_task_refused(client, rootfs):
         container.delete()
     assert task.force_delete().code == 137
     container.delete()
+
+
+def test_delete_removes_empty_namespace_dir(client, rootfs, tmp_path):
+    state = tmp_path / "state"
+    container = client.new_container("nsdir", _spec(rootfs, "true"), state_dir=str(state))
+    ns_dir = state / client.namespace
+    assert container.bundle_dir == str(ns_dir / "nsdir")
+    other = client.new_container("nsdir2", _spec(rootfs, "true"), state_dir=str(state))
+    container.delete()
+    assert ns_dir.is_dir()  # still holds nsdir2's bundle
+    other.delete()
+    assert not ns_dir.exists()
+    assert state.is_dir()

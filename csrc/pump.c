@@ -16,7 +16,8 @@
  * Blocking descriptors are never allowed to block the loop, so that a cancel
  * is seen promptly: pipes are spliced with SPLICE_F_NONBLOCK and read or
  * written with RWF_NOWAIT; sockets use MSG_DONTWAIT (and MSG_NOSIGNAL); any
- * other blocking pollable descriptor is polled before each read or write.
+ * other blocking pollable descriptor, and a pipe where the kernel refuses
+ * RWF_NOWAIT (reads, on 6.18), is polled before each read or write.
  * Sockets are spliced only when O_NONBLOCK is set, because a socket's side of
  * splice() honours only the file's O_NONBLOCK, not SPLICE_F_NONBLOCK.
  *
@@ -53,10 +54,10 @@
 #define BUF_SIZE ((size_t)1 << 20)         /* read/write buffer per stream */
 #define SPLICE_LEN ((size_t)4 << 20)       /* more than a full pipe holds */
 /* Largest single write (or splice) into a regular file. Measured on Linux
- * 6.18/ext4 in a VM: 1 MiB writes into the page cache ran at 0.5 or 4.5 GiB/s
- * from one run to the next (the copy into freshly allocated large folios was
- * ten times slower in the bad runs), 256 KiB ran steadily at ~4 GiB/s and
- * 64 KiB at ~2.6 GiB/s. */
+ * 6.18/ext4 in a VM with free page reporting, six interleaved runs each: with
+ * 1 MiB writes five runs crawled at ~0.8 GiB/s instead of ~4.5 (the copy into
+ * freshly allocated large folios stalled on host page faults); 256 KiB ran at
+ * 2.6-4.5 GiB/s every time, 64 KiB at ~2.7 GiB/s. */
 #define FILE_CHUNK ((size_t)256 << 10)
 #define ROUND_BUDGET ((int64_t)8 << 20)    /* bytes per stream between epoll checks */
 #define PIPE_TARGET (1 << 20)              /* F_SETPIPE_SZ goal, capped by pipe-max-size */

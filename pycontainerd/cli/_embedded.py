@@ -123,16 +123,24 @@ def is_embedded_address(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """Serialise start/stop between concurrent commands (a lock file beside the directory)."""
+def _locked(*, remove: bool = False) -> Iterator[None]:
+    """Serialise start/stop between concurrent commands (a lock file beside the directory).
+
+    Args:
+        remove: Unlink the lock file before releasing it (``stop --purge`` leaves nothing).
+    """
     base = base_dir()
     parent = os.path.dirname(base)
     os.makedirs(parent, mode=0o711, exist_ok=True)
-    fd = os.open(base.rstrip("/") + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    path = base.rstrip("/") + ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         os.close(fd)
 
 
@@ -243,10 +251,13 @@ def stop(*, purge: bool = False) -> bool:
     """
     base = base_dir()
     if not os.path.isdir(base):
+        if purge:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(base.rstrip("/") + ".lock")
         return False
     from pycontainerd.daemon import find_shims
 
-    with _locked():
+    with _locked(remove=purge):
         daemon = _daemon()
         was_running = daemon.pid is not None or bool(find_shims(daemon.address))
         try:

@@ -484,6 +484,7 @@ def test_daemon_start_stop_leaves_nothing(rootfs: str) -> None:
         assert cli("daemon", "status").returncode == 3
         assert cli("daemon", "stop", "--purge").returncode == 0
         assert not os.path.exists(base)
+        assert not os.path.exists(base + ".lock")
     finally:
         cli("daemon", "stop", "--purge")
 
@@ -508,6 +509,7 @@ def test_embedded_on_demand(rootfs: str) -> None:
     finally:
         assert cli("daemon", "stop", "--purge").returncode == 0
     assert not os.path.exists(base)
+    assert not os.path.exists(base + ".lock")
 
 
 def _is_zombie(pid: int) -> bool:

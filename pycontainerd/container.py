@@ -228,8 +228,11 @@ class Container:
         except BaseException:
             task._cleanup_failed_start(started=False)  # kill, wait, delete; removes the FIFOs
             raise
-        # The process exists from Create on: CloseIO may be sent from now (libcontainerd's stdinCloseSync).
-        io.set_stdin_closer(task._close_io)
+        # The process exists from Create on: CloseIO may be sent from now (libcontainerd's
+        # stdinCloseSync). Not for a terminal: CloseIO hangs up the console, and before Start
+        # that makes Start fail ("cannot start a container that has stopped").
+        if not terminal:
+            io.set_stdin_closer(task._close_io)
         return task
 
     def task(self, *, timeout: float | None = None) -> Task:

@@ -360,6 +360,9 @@ class Task(Process):
         except BaseException:
             self._cleanup_failed_start(started=False)
             raise
+        if self._io.terminal:
+            # Deferred from Create for a terminal (see Container.new_task); a no-op otherwise.
+            self._io.set_stdin_closer(self._close_io)
         return self._pid
 
     def _cleanup_failed_start(self, *, started: bool) -> None:

@@ -85,3 +85,16 @@ def test_delete_removes_empty_namespace_dir(client, rootfs, tmp_path):
     other.delete()
     assert not ns_dir.exists()
     assert state.is_dir()
+
+
+def test_tty_with_stdin_already_at_eof_still_starts(client, rootfs):
+    # The stdin source ends before Start; CloseIO must wait for Start on a terminal,
+    # or the shim hangs the console up and Start fails.
+    container = client.new_container("ttyeof", _spec(rootfs, "sh", "-c", "echo hi", tty=True))
+    task = container.new_task(stdio=stdio.capture(b""))
+    exited = task.wait()
+    task.start()
+    exited.result(30)
+    assert b"hi" in (task.io.stdout_data or b"")
+    task.delete()
+    container.delete()

@@ -49,8 +49,8 @@ from pathlib import Path
 
 from pycontainerd import testing
 from pycontainerd._handoff_stdio import available
+from pycontainerd._run import run
 from pycontainerd.client import Client
-from pycontainerd.run import run
 
 MODES = ("handoff", "fifo", "ctr")
 SINKS = ("/dev/null", "a pipe", "a file")

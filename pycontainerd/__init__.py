@@ -8,28 +8,75 @@ Example:
     >>> import pycontainerd
     >>> result = pycontainerd.run(["echo", "hi"], rootfs="/srv/busybox", capture_output=True)
     >>> result.stdout
-    b'hi\\n'
+    b'hi\n'
+
+The names below are imported on first use (PEP 562), so ``import
+pycontainerd`` stays cheap for a command that needs only part of it.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pycontainerd._version import __version__
-from pycontainerd.api.types import ExitStatus, Status
-from pycontainerd.client import Client
-from pycontainerd.container import Container
-from pycontainerd.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    ConnectionLostError,
-    ContainerdError,
-    ContainerError,
-    DrainTimeoutError,
-    FailedPreconditionError,
-    InvalidArgumentError,
-    NotFoundError,
-    UnavailableError,
-)
-from pycontainerd.fifo import FIFOSet
-from pycontainerd.run import CompletedContainer, run
-from pycontainerd.task import Process, Task
+
+if TYPE_CHECKING:
+    from pycontainerd._run import CompletedContainer, run
+    from pycontainerd.api.types import ExitStatus, Status
+    from pycontainerd.client import Client
+    from pycontainerd.container import Container
+    from pycontainerd.errors import (
+        AlreadyExistsError,
+        ConflictError,
+        ConnectionLostError,
+        ContainerdError,
+        ContainerError,
+        DrainTimeoutError,
+        FailedPreconditionError,
+        InvalidArgumentError,
+        NotFoundError,
+        UnavailableError,
+    )
+    from pycontainerd.fifo import FIFOSet
+    from pycontainerd.task import Process, Task
+
+# Public name -> the module that defines it.
+_LAZY = {
+    "ExitStatus": "pycontainerd.api.types",
+    "Status": "pycontainerd.api.types",
+    "Client": "pycontainerd.client",
+    "Container": "pycontainerd.container",
+    "AlreadyExistsError": "pycontainerd.errors",
+    "ConflictError": "pycontainerd.errors",
+    "ConnectionLostError": "pycontainerd.errors",
+    "ContainerdError": "pycontainerd.errors",
+    "ContainerError": "pycontainerd.errors",
+    "DrainTimeoutError": "pycontainerd.errors",
+    "FailedPreconditionError": "pycontainerd.errors",
+    "InvalidArgumentError": "pycontainerd.errors",
+    "NotFoundError": "pycontainerd.errors",
+    "UnavailableError": "pycontainerd.errors",
+    "FIFOSet": "pycontainerd.fifo",
+    "CompletedContainer": "pycontainerd._run",
+    "run": "pycontainerd._run",
+    "Process": "pycontainerd.task",
+    "Task": "pycontainerd.task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'pycontainerd' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AlreadyExistsError",

@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
@@ -218,6 +219,10 @@ class _SharedChannel:
                     ],
                 )
                 self._pid = os.getpid()
+                # A client nobody closed must not leave its channel to grpc's own
+                # __del__ at interpreter teardown, which can hang the exit: close it
+                # when this object goes away or at exit, whichever comes first.
+                weakref.finalize(self, self._channel.close)
             return self._channel
 
     def close(self) -> None:

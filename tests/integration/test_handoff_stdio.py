@@ -219,7 +219,7 @@ def test_sinks_byte_exact(client, rootfs, world, tmp_path, kind):
 
 
 def test_run_uses_handoff_and_matches_fifo(client, rootfs, world):
-    from pycontainerd.run import run
+    from pycontainerd._run import run
 
     args = ["sh", "-c", _both(12345, 678) + "; exit 9"]
     mounts = [{"destination": "/data", "type": "bind", "source": world.data_dir, "options": ["rbind", "ro"]}]

@@ -8,7 +8,7 @@ import pytest
 
 import pycontainerd
 from pycontainerd import errors
-from pycontainerd.run import CompletedContainer, run
+from pycontainerd._run import CompletedContainer, run
 
 
 def _nothing_left(client) -> None:

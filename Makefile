@@ -33,6 +33,8 @@ check-protos:
 
 bench: setup
 	$(PYTHON) benchmarks/fifo_throughput.py
+	$(PYTHON) benchmarks/e2e.py
+	$(PYTHON) benchmarks/handoff_vs_ctr.py
 
 clean:
 	rm -rf build *.egg-info pycontainerd/_native/_ffi*.so pycontainerd/_native/_ffi.c pycontainerd/_native/pcd-handoff

@@ -25,3 +25,6 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$inputs" || ! -x pycontainerd/_native/p
     "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
     mkdir -p build && echo "$inputs" >"$stamp"
 fi
+# Byte-compile once: with PYTHONDONTWRITEBYTECODE set, every command would recompile
+# the package (about 150 ms per `pycontainerd` invocation).
+"$PYTHON" -m compileall -q pycontainerd >/dev/null

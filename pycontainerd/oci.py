@@ -33,11 +33,12 @@ wrong type and ``ValueError`` for a wrong value, naming the option.
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
+
+from pycontainerd.idmap import IDMapping, validate_mappings
 
 __all__ = [
     "BUNDLE_ROOTFS",
@@ -107,12 +108,8 @@ _DEFAULT_NAMESPACES = ("pid", "ipc", "uts", "mount", "network")
 _RLIMIT_NOFILE = 1024
 # HOST_NAME_MAX on Linux.
 _MAX_HOSTNAME = 64
-# ids are uint32 on the wire and (uid_t)-1 means "no change" to the kernel.
-_MAX_ID = 2**32 - 2
 # CVE-2024-40635: unpatched containerd overflowed uids above int32 max into 0.
 _MAX_USER_ID = 2**31 - 1
-# The kernel accepts at most 340 lines in uid_map/gid_map (Linux >= 4.15).
-_MAX_ID_EXTENTS = 340
 _CPU_PERIOD = 100_000
 
 
@@ -566,53 +563,31 @@ def _add_mount(mounts: list[dict[str, Any]], mount: object) -> None:
     mounts.append(entry)
 
 
-def _extent(item: object, what: str) -> tuple[int, int, int]:
-    values: tuple[object, object, object]
+def _to_mapping(item: object, what: str) -> IDMapping | Mapping[str, Any]:
     if isinstance(item, tuple):
         if len(item) != 3:
             raise ValueError(f"{what} must be (container_id, host_id, size), got {item!r}")
-        values = (item[0], item[1], item[2])
-    elif isinstance(item, Mapping):
-        try:
-            values = (item["containerID"], item["hostID"], item["size"])
-        except KeyError as exc:
-            raise ValueError(f"{what} mapping needs containerID, hostID and size, missing {exc}") from None
-    elif all(hasattr(item, name) for name in ("container_id", "host_id", "size")):
-        values = (getattr(item, "container_id"), getattr(item, "host_id"), getattr(item, "size"))  # noqa: B009
-    else:
-        raise TypeError(f"{what} must be a (container_id, host_id, size) tuple, not {type(item).__name__}")
-    container_id, host_id, size = (_extent_value(value, what, values) for value in values)
-    if size < 1:
-        raise ValueError(f"{what} size must be at least 1, got {size}")
-    # Python ints do not wrap: this is the check moby's uint32 arithmetic missed.
-    for start in (container_id, host_id):
-        if start < 0 or start + size - 1 > _MAX_ID:
-            raise ValueError(f"{what} {values!r} leaves the id range 0..{_MAX_ID}")
-    return container_id, host_id, size
-
-
-def _extent_value(value: object, what: str, values: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} values must be ints, got {values!r}")
-    return value
+        return IDMapping(*item)
+    if isinstance(item, (IDMapping, Mapping)):
+        return item
+    if all(hasattr(item, name) for name in ("container_id", "host_id", "size")):
+        return IDMapping(item.container_id, item.host_id, item.size)  # type: ignore[attr-defined]
+    raise TypeError(f"{what} must be a (container_id, host_id, size) tuple, not {type(item).__name__}")
 
 
 def _check_mappings(mappings: Sequence[IDMap], what: str) -> list[tuple[int, int, int]]:
     if isinstance(mappings, (str, bytes)) or not isinstance(mappings, Sequence):
         raise TypeError(f"{what} must be a sequence of extents, not {type(mappings).__name__}")
-    extents = [_extent(item, f"{what}[{i}]") for i, item in enumerate(mappings)]
-    if not extents:
+    if not mappings:
         raise ValueError(f"{what} must not be empty")
-    if len(extents) > _MAX_ID_EXTENTS:
-        raise ValueError(f"{what} has {len(extents)} extents; the kernel accepts at most {_MAX_ID_EXTENTS}")
-    for side, label in ((0, "container"), (1, "host")):
-        ranges = sorted((e[side], e[side] + e[2]) for e in extents)
-        for (_, end), (start, _) in itertools.pairwise(ranges):
-            if start < end:
-                raise ValueError(f"{what} extents overlap on the {label} side")
-    if not any(c <= 0 < c + s for c, _, s in extents):
+    try:
+        # The kernel's rules (size, 2**32, overlaps, 340 extents) live in one place: idmap.
+        extents = validate_mappings(_to_mapping(item, f"{what}[{i}]") for i, item in enumerate(mappings))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{what}: {exc}") from None
+    if not any(m.container_id <= 0 < m.container_id + m.size for m in extents):
         raise ValueError(f"{what} must map container id 0 (the container's root)")
-    return extents
+    return [(m.container_id, m.host_id, m.size) for m in extents]
 
 
 def _apply_user_namespace(

@@ -317,7 +317,18 @@ class Process:
         self._io.process_exited()  # delete() checked it is stopped
         self._io.wait(DELETE_DRAIN_TIMEOUT)
         self._io.cancel()
-        result = self._delete_rpc(timeout)
+        try:
+            result = self._delete_rpc(timeout)
+        except errors.NotFoundError:
+            raise
+        except errors.ContainerdError:
+            # A delete racing another one can meet the shim as it shuts down
+            # ("ttrpc: closed", Unknown); if the process is gone, say so plainly.
+            try:
+                self.status(timeout=timeout)
+            except errors.NotFoundError as gone:
+                raise errors.NotFoundError(f"{self._kind} {self.id!r} was already deleted") from gone
+            raise
         self._io.close()
         self._deleted = True
         return result.exit

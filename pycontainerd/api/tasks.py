@@ -17,7 +17,7 @@ from typing import Any
 
 from google.protobuf import any_pb2, message
 
-from pycontainerd import typeurl
+from pycontainerd import _validate, typeurl
 from pycontainerd._grpc import CallFuture, Metadata, Service
 from pycontainerd._proto.cgroups.v1 import metrics_pb2 as _cgroup1_metrics  # noqa: F401  (registers the type)
 from pycontainerd._proto.cgroups.v2 import metrics_pb2 as _cgroup2_metrics  # noqa: F401  (registers the type)
@@ -34,22 +34,11 @@ from pycontainerd.api.types import (
 
 __all__ = ["TasksService"]
 
-# Linux: signals are 1..SIGRTMAX (64); 0 only probes and never reaches a process usefully.
-_MAX_SIGNAL = 64
-_MAX_PTY = 65535
-
 
 def _any(value: message.Message | any_pb2.Any | None) -> any_pb2.Any | None:
     if value is None or isinstance(value, any_pb2.Any):
         return value
     return typeurl.pack(value)
-
-
-def _signal_number(sig: int) -> int:
-    number = int(sig)
-    if not 1 <= number <= _MAX_SIGNAL:
-        raise ValueError(f"invalid signal {sig!r}: must be 1..{_MAX_SIGNAL}")
-    return number
 
 
 def _exit_status(response: Any) -> ExitStatus:
@@ -172,7 +161,7 @@ class TasksService(Service):
             ValueError: For a signal outside 1..64.
         """
         request = tasks_pb2.KillRequest(
-            container_id=container_id, exec_id=exec_id, signal=_signal_number(signal), all=all
+            container_id=container_id, exec_id=exec_id, signal=_validate.signal_number(signal), all=all
         )
         self._conn.unary(self.stub.Kill, request, timeout=timeout, metadata=metadata)
 
@@ -228,11 +217,9 @@ class TasksService(Service):
         Raises:
             ValueError: For a size outside 0..65535 (the shim would truncate it).
         """
-        for name, value in (("width", width), ("height", height)):
-            if not 0 <= int(value) <= _MAX_PTY:
-                raise ValueError(f"terminal {name} {value!r} must be 0..{_MAX_PTY}")
+        width, height = _validate.terminal_size(width, height)
         request = tasks_pb2.ResizePtyRequest(
-            container_id=container_id, exec_id=exec_id, width=int(width), height=int(height)
+            container_id=container_id, exec_id=exec_id, width=width, height=height
         )
         self._conn.unary(self.stub.ResizePty, request, timeout=timeout, metadata=metadata)
 

@@ -301,7 +301,7 @@ def test_bad_values_raise_value_error(kwargs: dict, message: str) -> None:
         ({"annotations": ["a"]}, "annotations must be a mapping"),
         ({"mounts": ["/data"]}, "each mount must be a mapping"),
         ({"capabilities": "CAP_KILL"}, "not a single str"),
-        ({"uid_mappings": [(0, "1", 1)]}, "must be ints"),
+        ({"uid_mappings": [(0, "1", 1)]}, "must be an int"),
         ({"uid_mappings": [[0, 1, 1]]}, "tuple"),
     ],
 )
@@ -315,14 +315,14 @@ def test_bad_types_raise_type_error(kwargs: dict, message: str) -> None:
     ("uid_mappings", "message"),
     [
         ([], "must not be empty"),
-        ([(0, 100000, 0)], "size must be at least 1"),
-        ([(0, 2**32 - 10, 100)], "leaves the id range"),
-        ([(-1, 0, 10)], "leaves the id range"),
+        ([(0, 100000, 0)], "has size 0"),
+        ([(0, 2**32 - 10, 100)], r"extends past 2\*\*32"),
+        ([(-1, 0, 10)], "must not be negative"),
         ([(0, 100000, 10), (5, 200000, 10)], "overlap on the container side"),
         ([(0, 100000, 10), (10, 100005, 10)], "overlap on the host side"),
         ([(1, 100000, 10)], "must map container id 0"),
-        ([(i * 2, 100000 + i * 2, 1) for i in range(341)], "at most 340"),
-        ([{"containerID": 0, "hostID": 1}], "missing 'size'"),
+        ([(i * 2, 100000 + i * 2, 1) for i in range(341)], "limit of 340"),
+        ([{"containerID": 0, "hostID": 1}], "lacks 'size'"),
     ],
 )
 def test_bad_id_mappings(uid_mappings: list, message: str) -> None:

@@ -7,6 +7,7 @@ import os
 import select
 import signal
 import threading
+import time
 
 import pytest
 
@@ -131,6 +132,10 @@ def test_stats_decoded_for_this_cgroup_version(client, rootfs):
     )
     task = container.new_task()
     task.start()
+    # sh forks the background sleep after Start returns: wait until both run.
+    deadline = time.monotonic() + HANG
+    while len(task.pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     metric = task.stats()
     assert metric.id == "st"
     if _cgroup_v2():

@@ -136,12 +136,34 @@ def machine() -> str:
             f"containerd {ctrd[2] if len(ctrd) > 2 else '?'}, {runc}, Python {platform.python_version()}")
 
 
+def write_handoff_chart(path: str, med: dict[tuple[str, str], tuple[float, float]], gib: float) -> None:
+    """Bars of times-better-than-ctr (throughput, and CPU saved) with the issue's targets."""
+    from e2e_chart import write_chart  # benchmarks/ is the script's directory
+
+    bars: list[tuple[str, float | None, float | None]] = []
+    for sink_kind in SINKS:
+        ctr_wall, ctr_cpu = med[(sink_kind, "ctr")]
+        target = 5.0 if sink_kind != "file" else None
+        for mode in ("handoff", "fifo"):
+            wall, cpu = med[(sink_kind, mode)]
+            goal = target if mode == "handoff" else None
+            bars.append((f"{mode} -> {sink_kind}: GiB/s vs ctr", ctr_wall / wall, goal))
+            if mode == "handoff" and cpu:
+                bars.append((f"{mode} -> {sink_kind}: CPU saved vs ctr", ctr_cpu / cpu, target))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    title = f"zero-copy handoff vs ctr, container dd {gib:g} GiB (times better; tick = target)"
+    write_chart(path, bars, title=title)
+    print(f"chart: {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gib", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--address", help="an existing containerd socket (default: start a private one)")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    ap.add_argument("--chart", default=str(Path(__file__).parent / "results" / "handoff.png"),
+                    help="where the PNG chart goes ('' for none)")  # fmt: skip
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
@@ -212,6 +234,8 @@ def main() -> None:
     for row in (header, *lines):
         cells = zip(row, widths, strict=True)
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(cells)))
+    if args.chart:
+        write_handoff_chart(args.chart, med, gib)
     if args.markdown:
         print("\n| " + " | ".join(header) + " |")
         print("|" + "|".join(":--" if i < 2 else "--:" for i in range(len(header))) + "|")

@@ -234,7 +234,15 @@ def test_concurrent_deletes_one_wins(client, rootfs):
     for t in threads:
         t.join()
     codes = sorted(type(o).__name__ for o in outcomes)
-    assert codes == ["ExitStatus", "NotFoundError"], outcomes
+    # containerd 1.6 can fail both racing deletes although the task is deleted: one
+    # request reaches the shim first, the shim exits before answering ("ttrpc: closed",
+    # which pycontainerd reports as NotFound once Get confirms the task is gone) and the
+    # other is told "cannot delete a deleted process: not found". So: never an error
+    # other than NotFound, at most one success, and the task gone.
+    assert set(codes) <= {"ExitStatus", "NotFoundError"}, outcomes
+    assert codes.count("ExitStatus") <= 1, outcomes
+    with pytest.raises(errors.NotFoundError):
+        client.api.tasks.get("cd")
     container.delete()
 
 

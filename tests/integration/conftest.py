@@ -118,6 +118,10 @@ def namespace(containerd_address: str) -> Iterator[str]:
     # Errors are swallowed: a test that already cleaned up, or a daemon it killed,
     # must not turn into a teardown error here. A leaked shim is a real failure.
     testing.purge_namespace(containerd_address, name)
+    # Bundle dirs (FIFOs, handoff sockets) of containers a failing test did not delete.
+    from pycontainerd.container import default_state_dir
+
+    shutil.rmtree(os.path.join(default_state_dir(), name), ignore_errors=True)
     leaked = _wait_no_shims(containerd_address, name)
     assert not leaked, f"shims of namespace {name} outlived the test: {leaked}"
 

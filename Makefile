@@ -1,40 +1,46 @@
-# pycontainerd developer entry points. `make demo` and `make test` do all
-# set-up themselves (scripts/setup.sh is idempotent).
-PYTHON ?= python3
+# pycontainerd developer entry points. `make demo` and `make test` do all set-up
+# themselves (scripts/setup.sh is idempotent). Everything runs in the project's own
+# virtual environment, .venv/, built from $(PYTHON) (default: Debian's python3).
+PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONTAINERD ?=
+export PYTHON VENV
 
 .PHONY: setup demo test lint typecheck unit integration protos check-protos bench clean
 
 setup:
-	PYTHON=$(PYTHON) scripts/setup.sh
+	@scripts/setup.sh
 
 demo: setup
-	$(PYTHON) scripts/demo.py
+	$(PY) scripts/demo.py
 
+# CONTAINERD=1.7 (or "1.6 2", or a path to a containerd binary) narrows the matrix.
 test: setup lint typecheck check-protos
-	$(PYTHON) -m pytest -q
+	scripts/test-matrix $(CONTAINERD)
 
-lint:
-	$(PYTHON) -m ruff check .
+lint: setup
+	$(PY) -m ruff check .
 
-typecheck:
-	$(PYTHON) -m mypy
+typecheck: setup
+	$(PY) -m mypy
 
 unit: setup
-	$(PYTHON) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/unit
 
 integration: setup
-	$(PYTHON) -m pytest -q tests/integration
+	PYCONTAINERD_TEST_CONTAINERD=$(or $(CONTAINERD),1.6) $(PY) -m pytest -q tests/integration
 
-protos:
-	$(PYTHON) tools/gen_protos.py
+protos: setup
+	$(PY) tools/gen_protos.py
 
-check-protos:
-	$(PYTHON) tools/gen_protos.py --check
+check-protos: setup
+	$(PY) tools/gen_protos.py --check
 
 bench: setup
-	$(PYTHON) benchmarks/fifo_throughput.py
-	$(PYTHON) benchmarks/e2e.py
-	$(PYTHON) benchmarks/handoff_vs_ctr.py
+	$(PY) benchmarks/fifo_throughput.py
+	$(PY) benchmarks/e2e.py
+	$(PY) benchmarks/handoff_vs_ctr.py
 
 clean:
 	rm -rf build *.egg-info pycontainerd/_native/_ffi*.so pycontainerd/_native/_ffi.c pycontainerd/_native/pcd-handoff

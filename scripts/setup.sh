@@ -1,30 +1,68 @@
 #!/usr/bin/env bash
-# Idempotent set-up of a fresh Debian 12/13 machine for pycontainerd:
-# the Debian packages the tests and the demo drive, then the package itself
-# (editable, with dev tools). Safe to run again; installs only what is missing.
+# Idempotent set-up of a fresh Debian 12/13 machine for pycontainerd.
+#
+#  1. the Debian packages the build, the demo and the tests need (only the missing ones);
+#  2. the project's own virtual environment, .venv/, built from $PYTHON (default: Debian's
+#     /usr/bin/python3, whatever python3 comes first on PATH), because Debian's interpreter
+#     refuses system-wide `pip install` (PEP 668);
+#  3. `pip install -e '.[dev]'` into it (which builds the C module), redone only when the
+#     build inputs change.
+#
+# Quiet when nothing is missing. Every Makefile target runs .venv/bin/python afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-/usr/bin/python3}
+VENV=${VENV:-.venv}
+
+# Build: compiler, libc headers, Python headers and venv (for Debian's python3), make.
+# Run: containerd (+ ctr), runc, busybox-static (the test rootfs).
+# ca-certificates: pip reaches the package index over TLS.
+packages=(make gcc libc6-dev ca-certificates containerd runc busybox-static)
+if [[ $PYTHON == /usr/bin/python3* ]]; then
+    packages+=(python3 python3-dev python3-venv)
+fi
+
 need=()
-for pkg in containerd runc busybox-static; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
+    if ((EUID != 0)); then
+        echo "setup: missing Debian packages: ${need[*]} (run as root, or apt-get install them)" >&2
+        exit 1
+    fi
     echo "setup: installing Debian packages: ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq </dev/null
+    apt-get update -qq </dev/null >/dev/null
     apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
 fi
 
+if ! base=$(command -v "$PYTHON"); then
+    echo "setup: PYTHON=$PYTHON not found" >&2
+    exit 1
+fi
+base=$(readlink -f "$base")
+# The environment records what it was built from; another $PYTHON means a new one.
+marker=$VENV/.pycontainerd-base
+if [[ ! -x $VENV/bin/python || ! -f $marker || $(cat "$marker") != "$base" ]]; then
+    echo "setup: creating $VENV from $base" >&2
+    rm -rf "$VENV"
+    "$base" -m venv "$VENV"
+    echo "$base" >"$marker"
+fi
+py=$VENV/bin/python
+
 # Rebuild/reinstall only when the sources that feed the build changed.
-stamp=build/.setup-stamp
-inputs=$(find pyproject.toml setup.py csrc pycontainerd/_version.py -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
-if [[ ! -f $stamp || $(cat "$stamp") != "$inputs" || ! -x pycontainerd/_native/pcd-handoff ]] || ! "$PYTHON" -c "import pycontainerd._native" 2>/dev/null; then
-    echo "setup: pip install -e '.[dev]'" >&2
-    "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
-    mkdir -p build && echo "$inputs" >"$stamp"
+stamp=$VENV/.pycontainerd-setup-stamp
+inputs=$(find pyproject.toml setup.py csrc pycontainerd/_version.py -type f -not -path '*/__pycache__/*' -print0 |
+    sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$inputs" || ! -x pycontainerd/_native/pcd-handoff ]] ||
+    ! "$py" -c "import pycontainerd._native" 2>/dev/null; then
+    echo "setup: pip install -e '.[dev]' into $VENV" >&2
+    "$py" -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
+    echo "$inputs" >"$stamp"
 fi
 # Byte-compile once: with PYTHONDONTWRITEBYTECODE set, every command would recompile
 # the package (about 150 ms per `pycontainerd` invocation).
-"$PYTHON" -m compileall -q pycontainerd >/dev/null
+"$py" -m compileall -q pycontainerd >/dev/null

@@ -30,7 +30,8 @@ _ENV_NAME = re.compile(r"^[^=\0]+$")
 _ALIASES = {"tasks": "ps", "ls": "containers"}
 _DESCRIPTION = "pycontainerd: run and manage containers through containerd (a fast, typed client)."
 _EPILOG = """\
-address: --address, else $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock
+address: --address, else $CONTAINERD_ADDRESS, else the system socket
+  ($PYCONTAINERD_SYSTEM_ADDRESS, default /run/containerd/containerd.sock)
   (or the embedded daemon: --embedded, `pycontainerd daemon start`, PYCONTAINERD_EMBEDDED=1).
 namespace: --namespace, else $CONTAINERD_NAMESPACE, else "default".
 exit status: run/exec return the container's (128+N when killed by signal N) and 125 when

@@ -38,6 +38,9 @@ EXIT_RUN_FAILED = 125
 #: ``daemon status`` when the embedded daemon is not running (LSB "program is not running").
 EXIT_NOT_RUNNING = 3
 _DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
+# Where the system daemon is looked for before the embedded one: a test (or a machine
+# whose system containerd listens elsewhere) can point it at another path.
+_ENV_SYSTEM_ADDRESS = "PYCONTAINERD_SYSTEM_ADDRESS"
 _DELETE_TIMEOUT = 30.0
 
 
@@ -92,8 +95,9 @@ class Context:
             path = explicit[len("unix://") :] if explicit.startswith("unix://") else explicit
             self.embedded = os.path.isabs(path) and _embedded.is_embedded_address(path)
             return explicit
-        if _reachable(_DEFAULT_ADDRESS):
-            return _DEFAULT_ADDRESS
+        system = os.environ.get(_ENV_SYSTEM_ADDRESS) or _DEFAULT_ADDRESS
+        if _reachable(system):
+            return system
         embedded = _embedded.address()
         if _reachable(embedded):
             self.embedded = True
@@ -101,7 +105,7 @@ class Context:
         if os.environ.get(_embedded.ENV_ON_DEMAND) == "1":
             self.embedded = True
             return _embedded.ensure_running()
-        return _DEFAULT_ADDRESS
+        return system
 
     @property
     def explicit_address(self) -> bool:

@@ -492,10 +492,16 @@ def test_daemon_start_stop_leaves_nothing(rootfs: str) -> None:
 def test_embedded_on_demand(rootfs: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("the embedded daemon needs root")
-    if os.path.exists("/run/containerd/containerd.sock"):
-        pytest.skip("a system containerd socket exists: on-demand start only happens when none is reachable")
     base = f"/run/pcd-emb-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, PYCONTAINERD_EMBEDDED_DIR=base, PYCONTAINERD_EMBEDDED="1")
+    # On-demand start happens only when no system daemon answers: point the CLI's
+    # system-socket probe at a path nothing listens on, so a system containerd on
+    # this machine does not take the test's place.
+    env = dict(
+        os.environ,
+        PYCONTAINERD_EMBEDDED_DIR=base,
+        PYCONTAINERD_EMBEDDED="1",
+        PYCONTAINERD_SYSTEM_ADDRESS=f"{base}-no-system.sock",
+    )
     env.pop("CONTAINERD_ADDRESS", None)
 
     def cli(*args: str) -> subprocess.CompletedProcess[bytes]:

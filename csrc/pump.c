@@ -91,6 +91,8 @@ struct stream {
     size_t off, len; /* pending bytes in buf */
     size_t wmax;     /* largest write: FILE_CHUNK for files, shrunk for message sockets */
     size_t splice_len;
+    bool may_discard; /* PCD_PUMP_DISCARD_ON_ERROR */
+    bool discard;     /* the destination failed: read the source to EOF, drop the bytes */
 };
 
 struct pump {
@@ -204,7 +206,8 @@ static void release_fd(struct pump *p, int i)
 
 static void finish(struct pump *p, struct stream *s, int err)
 {
-    s->io->err = err;
+    if (!s->discard || err != 0)
+        s->io->err = err; /* a discarding stream keeps its destination's error at EOF */
     s->io->done = 1;
     if (s->si >= 0)
         release_fd(p, s->si);
@@ -213,6 +216,27 @@ static void finish(struct pump *p, struct stream *s, int err)
     s->si = s->di = -1;
     free(s->buf);
     s->buf = NULL;
+}
+
+/* The destination failed with err: end the stream, or (PCD_PUMP_DISCARD_ON_ERROR)
+ * keep it reading its source into nothing. Bytes still buffered are dropped.
+ * The destination leaves the epoll set: a broken descriptor must not wake the
+ * loop, and its number may be reused once the caller learns of the error. */
+static void dst_failed(struct pump *p, struct stream *s, int err)
+{
+    if (!s->may_discard) {
+        finish(p, s, err);
+        return;
+    }
+    s->io->err = err;
+    s->io->dropped += (int64_t)s->len;
+    s->off = s->len = 0;
+    s->discard = true;
+    s->splice = false;
+    s->grow = false;
+    if (s->di >= 0)
+        release_fd(p, s->di);
+    s->di = -1;
 }
 
 /* poll() one descriptor with a zero timeout. Returns its revents (>= 0) or
@@ -374,6 +398,27 @@ static bool run_stream(struct pump *p, struct stream *s)
         maybe_grow(s);
     while (!s->io->done && budget > 0) {
         struct fdent *se = &p->fds[s->si];
+        if (s->discard) {
+            if (!se->in_ready)
+                break;
+            if (s->buf == NULL && (s->buf = malloc(BUF_SIZE)) == NULL) {
+                finish(p, s, ENOMEM);
+                return true;
+            }
+            ssize_t n = src_read(s, se);
+            if (n == -EAGAIN) {
+                se->in_ready = false;
+                break;
+            }
+            if (n <= 0) {
+                finish(p, s, (int)-n);
+                return true;
+            }
+            s->io->dropped += n;
+            budget -= n;
+            progress = true;
+            continue;
+        }
         struct fdent *de = &p->fds[s->di];
         if (s->splice) {
             if (!se->in_ready || !de->out_ready)
@@ -402,7 +447,9 @@ static bool run_stream(struct pump *p, struct stream *s)
             } else {
                 if (n == -EPIPE)
                     p->saw_epipe = true;
-                finish(p, s, (int)-n);
+                /* splice does not say which side failed: a failing source
+                 * fails again on the next read and ends the stream there. */
+                dst_failed(p, s, (int)-n);
                 return true;
             }
             continue;
@@ -448,7 +495,7 @@ static bool run_stream(struct pump *p, struct stream *s)
             break;
         }
         if (n < 0) {
-            finish(p, s, (int)-n);
+            dst_failed(p, s, (int)-n);
             return true;
         }
         s->off += (size_t)n;
@@ -473,34 +520,31 @@ static bool splice_ok(const struct stream *s, const struct fdent *de)
 /* Prepare one stream; a failure (EBADF, ...) ends only that stream. */
 static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_stream *io, unsigned int flags)
 {
-    *s = (struct stream){.io = io, .si = -1, .di = -1, .s_nowait = true, .d_nowait = true, .wmax = BUF_SIZE};
+    *s = (struct stream){.io = io, .si = -1, .di = -1, .s_nowait = true, .d_nowait = true, .wmax = BUF_SIZE,
+                         .may_discard = (flags & PCD_PUMP_DISCARD_ON_ERROR) != 0};
     io->nbytes = 0;
     io->err = 0;
     io->done = 0;
+    io->dropped = 0;
     /* The loop's own epoll fd can only carry a caller's number if the caller
      * closed that descriptor before the call. */
-    if (io->src == p->epfd || io->dst == p->epfd) {
-        finish(p, s, EBADF);
-        return;
-    }
-    int r = classify(io->src, &s->skind, &s->s_nonblock);
+    int r = io->src == p->epfd ? -EBADF : classify(io->src, &s->skind, &s->s_nonblock);
     if (r == 0)
-        r = classify(io->dst, &s->dkind, &s->d_nonblock);
-    if (r == 0) {
         r = add_fd(p, io->src);
-        if (r >= 0) {
-            s->si = r;
-            r = add_fd(p, io->dst);
-            if (r >= 0) {
-                s->di = r;
-                r = 0;
-            }
-        }
-    }
     if (r < 0) {
         finish(p, s, -r);
         return;
     }
+    s->si = r;
+    /* A bad destination (closed, ...) fails like one that breaks later. */
+    r = io->dst == p->epfd ? -EBADF : classify(io->dst, &s->dkind, &s->d_nonblock);
+    if (r == 0)
+        r = add_fd(p, io->dst);
+    if (r < 0) {
+        dst_failed(p, s, -r);
+        return;
+    }
+    s->di = r;
     if (s->dkind == K_FILE)
         s->wmax = FILE_CHUNK;
     s->splice_len = s->dkind == K_FILE ? FILE_CHUNK : SPLICE_LEN;
@@ -511,6 +555,10 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
 /* Copy every stream until EOF or error, or until cancel_fd (-1: none; an
  * eventfd in practice) becomes readable. Per-stream outcomes go to
  * streams[i].nbytes/err/done; one stream's error does not stop the others.
+ *
+ * With PCD_PUMP_DISCARD_ON_ERROR a stream whose destination fails keeps
+ * reading its source to EOF (err holds the destination's error, dropped the
+ * bytes not delivered), so that one broken sink can never stall the writer.
  *
  * Returns 0 when every stream is done, PCD_PUMP_CANCELLED (1) when cancelled
  * (streams not done have done == 0), or -errno for a failure of the loop

@@ -67,13 +67,14 @@ from dataclasses import dataclass
 
 from pycontainerd import handoff as _handoff
 from pycontainerd._stdio import (
+    ClaimedEnds,
     ProcessIO,
     Sink,
     Stdio,
     _Capture,
     _PumpedStdio,
     _read_all,
-    _sink_fd,
+    sink_error,
 )
 from pycontainerd.api.types import Status, TaskInfo
 from pycontainerd.fifo import FIFOPipes, FIFOSet
@@ -239,8 +240,11 @@ def _splices_losslessly(fd: int) -> bool:
     the pump might fall back to read/write (a refused or ambiguous splice)
     gets a relay pipe instead.
     """
-    st = os.fstat(fd)
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        st = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return False  # a closed sink: the relayed copy reports its error
     if stat.S_ISFIFO(st.st_mode):
         return True
     if stat.S_ISREG(st.st_mode):
@@ -249,15 +253,6 @@ def _splices_losslessly(fd: int) -> bool:
     if stat.S_ISCHR(st.st_mode):
         return (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)  # /dev/null
     return False
-
-
-def _discard(src: int, cancel: CancelToken) -> None:
-    """Keep reading ``src`` into /dev/null until EOF or cancel (a failed sink must not stall the writer)."""
-    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        copy_streams([(src, null)], cancel=cancel)
-    finally:
-        os.close(null)
 
 
 def _remove_stale_socket(path: str) -> None:
@@ -364,18 +359,13 @@ class HandoffIO(ProcessIO):
             self._owned_fds.append(log)
             self._sinks = (log, log)
             return
-        self._sinks = (self._resolve("stdout", outputs.stdout), self._resolve("stderr", outputs.stderr))
-
-    def _resolve(self, name: str, sink: Sink | _Capture | None) -> int:
-        if isinstance(sink, _Capture):
-            fd = os.memfd_create(f"pcd-{name}", os.MFD_CLOEXEC)
-            self._capture_fds[name] = fd
-            return fd
-        if sink is None:
-            fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-            self._owned_fds.append(fd)
-            return fd
-        return _sink_fd(sink)
+        ends = ClaimedEnds()
+        try:
+            self._sinks = (ends.sink("stdout", outputs.stdout), ends.sink("stderr", outputs.stderr))
+        except BaseException:
+            ends.close()
+            raise
+        ends.hand_over(self)
 
     def process_created(self) -> None:
         """Connect to the helper, receive the container's pipes and start copying. Idempotent.
@@ -461,6 +451,9 @@ class HandoffIO(ProcessIO):
             self.results = [stream.result for stream in streams]
             for name, fd in self._capture_fds.items():
                 self._captured[name] = _read_all(fd)
+            failure = sink_error([stream.name for stream in streams], self.results)
+            if failure is not None:
+                raise failure
         except BaseException as exc:  # handed to the waiter
             self._drain.cancel()
             self._out_cancel.cancel()
@@ -498,26 +491,21 @@ class HandoffIO(ProcessIO):
             raise
         return stream
 
+    # A sink that fails must not stall the container once its pipe fills: the
+    # pump keeps reading that stream into nothing (discard_on_error) and the
+    # error reaches the waiter through sink_error().
     def _copy_direct(self, stream: _Stream, src: int, sink: int) -> None:
-        (result,) = copy_streams([(src, sink)], cancel=self._drain)
-        stream.result = result
-        if result.error is not None and not self._drain.cancelled:
-            _discard(src, self._drain)
+        (stream.result,) = copy_streams([(src, sink)], cancel=self._drain, discard_on_error=True)
 
     def _copy_to_relay(self, src: int, relay_w: int) -> None:
         try:
-            (result,) = copy_streams([(src, relay_w)], cancel=self._drain)
-            if result.error is not None and not self._drain.cancelled:
-                _discard(src, self._drain)
+            copy_streams([(src, relay_w)], cancel=self._drain, discard_on_error=True)
         finally:
             # EOF for the relay's reader: everything before it is in the relay pipe.
             os.close(relay_w)
 
     def _copy_relayed(self, stream: _Stream, relay_r: int, sink: int) -> None:
-        (result,) = copy_streams([(relay_r, sink)], cancel=self._out_cancel)
-        stream.result = result
-        if result.error is not None and not self._out_cancel.cancelled:
-            _discard(relay_r, self._out_cancel)
+        (stream.result,) = copy_streams([(relay_r, sink)], cancel=self._out_cancel, discard_on_error=True)
 
 
 class HandoffStdio(Stdio):
@@ -606,7 +594,7 @@ class HandoffStdio(Stdio):
             raise
         return io
 
-    def _wire(self, io: ProcessIO, pipes: FIFOPipes) -> None:  # pragma: no cover - open() is overridden
+    def _wire(self, io: ProcessIO, pipes: FIFOPipes, ends: ClaimedEnds) -> None:  # pragma: no cover
         raise AssertionError("HandoffStdio opens through its inner strategy")
 
 

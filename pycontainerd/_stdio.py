@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import logging
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from pycontainerd.errors import SinkError
 from pycontainerd.fifo import FIFOPipes, FIFOSet, PendingFIFO
 from pycontainerd.pump import CancelToken, CopyResult, copy, copy_streams
 
@@ -69,6 +71,20 @@ def _sink_fd(sink: Sink) -> int:
     raise TypeError(f"a stdio sink must be an fd or an object with fileno(), not {type(sink).__name__}")
 
 
+def claim_fd(sink: Sink) -> int:
+    """A private duplicate of the caller's descriptor, for the copying to own and close.
+
+    Taken before any FIFO or pipe of the process is opened, so a descriptor the
+    caller had already closed fails here (``EBADF``, before anything exists)
+    instead of having its number reused by one of our own ends; and closing
+    the caller's descriptor later cannot redirect the copy.
+
+    Raises:
+        OSError: The descriptor is not open (``EBADF``).
+    """
+    return fcntl.fcntl(_sink_fd(sink), fcntl.F_DUPFD_CLOEXEC, 3)
+
+
 def _check_sink(sink: object) -> None:
     if isinstance(sink, bool) or not isinstance(sink, (int, HasFileno)):
         raise TypeError(
@@ -76,6 +92,11 @@ def _check_sink(sink: object) -> None:
         )
     if isinstance(sink, int) and sink < 0:
         raise ValueError(f"invalid file descriptor {sink}")
+    if isinstance(sink, int):
+        # A descriptor already closed now would otherwise have its number taken
+        # by whatever is opened next (a gRPC poller, one of our FIFOs) and be
+        # copied into by mistake.
+        os.fstat(sink)
 
 
 def _check_source(source: Source | None) -> None:
@@ -153,6 +174,16 @@ class ProcessIO:
         except Exception:
             return True
         return True
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the output was not delivered whole (a :class:`~pycontainerd.errors.SinkError`), once done.
+
+        ``None`` while copying, and when every byte reached its sink.
+        """
+        if not self._done.done():
+            return None
+        return self._done.exception()
 
     @property
     def stdout_data(self) -> bytes | None:
@@ -314,30 +345,30 @@ class ProcessIO:
 
     def _pump_output(self, pairs: list[tuple[str, int, int]]) -> None:
         try:
-            results = copy_streams([(src, dst) for _, src, dst in pairs], cancel=self._out_cancel)
-            # A sink that failed (say, a closed pipe) must not stall the container
-            # once the FIFO fills: keep draining that stream into /dev/null.
-            failed = [(src, r) for (_, src, _), r in zip(pairs, results, strict=True) if r.error is not None]
-            if failed and not self._out_cancel.cancelled:
-                null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    copy_streams([(src, null) for src, _ in failed], cancel=self._out_cancel)
-                finally:
-                    os.close(null)
+            # A sink that fails (a full disk, a closed pipe) must not stall the
+            # container once its FIFO fills: the pump keeps reading that stream
+            # into nothing, and the error is reported when the output is done.
+            results = copy_streams(
+                [(src, dst) for _, src, dst in pairs], cancel=self._out_cancel, discard_on_error=True
+            )
             self.results = results
             for name, fd in self._capture_fds.items():
                 self._captured[name] = _read_all(fd)
+            failure = sink_error([name for name, _, _ in pairs], results)
         except BaseException as exc:
             self._done.set_exception(exc)
         else:
-            self._done.set_result(None)
+            if failure is not None:
+                self._done.set_exception(failure)
+            else:
+                self._done.set_result(None)
 
-    def _start_stdin(self, source: Source) -> None:
+    def _start_stdin(self, source: bytes | bytearray | memoryview | int) -> None:
         thread = threading.Thread(target=self._feed_stdin, args=(source,), name="pcd-io-stdin", daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def _feed_stdin(self, source: Source) -> None:
+    def _feed_stdin(self, source: bytes | bytearray | memoryview | int) -> None:
         pipes = self._pipes
         assert pipes is not None
         assert pipes.stdin is not None
@@ -352,13 +383,29 @@ class ProcessIO:
                 finally:
                     os.close(src)
             else:
-                copy(_sink_fd(source), fd, cancel=self._in_cancel)
+                copy(source, fd, cancel=self._in_cancel)
         except OSError:
             # The reader went away (process exited, or the open was cancelled):
             # nothing more can be delivered; EOF handling below still runs.
             pass
         finally:
             self._close_stdin(raise_errors=False)
+
+
+def sink_error(names: list[str], results: list[CopyResult]) -> SinkError | None:
+    """The error to report for the first output stream whose sink failed, if any.
+
+    Args:
+        names: The streams' names (``"stdout"``, ``"stderr"``), in the order of ``results``.
+        results: The pump's results for those streams.
+
+    Returns:
+        A :class:`~pycontainerd.errors.SinkError`, or ``None`` when every sink took every byte.
+    """
+    for name, result in zip(names, results, strict=True):
+        if result.error is not None and result.error.errno is not None:
+            return SinkError(result.error.errno, name, delivered=result.nbytes, dropped=result.dropped)
+    return None
 
 
 def _memfd_with(data: memoryview, name: str) -> int:
@@ -409,30 +456,85 @@ class Stdio(abc.ABC):
 
         Returns:
             The live IO; on any failure nothing is left behind.
+
+        Raises:
+            OSError: A sink or source descriptor is not open (``EBADF``), or the
+                FIFOs could not be opened.
         """
         if fifos is None:
             io = ProcessIO(None, None)
             io.done.set_result(None)
             return io
-        pipes = fifos.open()
+        ends = self._claim()
+        try:
+            pipes = fifos.open()
+        except BaseException:
+            ends.close()
+            raise
         io = ProcessIO(fifos, pipes)
         try:
-            self._wire(io, pipes)
+            self._wire(io, pipes, ends)
         except BaseException:
             io.close()
             raise
         return io
 
+    def _claim(self) -> ClaimedEnds:
+        """Take the caller's ends (sinks, stdin source) before any FIFO is opened."""
+        return ClaimedEnds()
+
     @abc.abstractmethod
-    def _wire(self, io: ProcessIO, pipes: FIFOPipes) -> None:
-        """Start the pumps for an opened set."""
+    def _wire(self, io: ProcessIO, pipes: FIFOPipes, ends: ClaimedEnds) -> None:
+        """Start the pumps for an opened set; ``io`` takes over ``ends``."""
 
 
 class _NullStdio(Stdio):
     needs_fifos = False
 
-    def _wire(self, io: ProcessIO, pipes: FIFOPipes) -> None:  # pragma: no cover - never opened
+    def _wire(self, io: ProcessIO, pipes: FIFOPipes, ends: ClaimedEnds) -> None:  # pragma: no cover
         raise AssertionError("null stdio has no FIFOs")
+
+
+@dataclass
+class ClaimedEnds:
+    """The descriptors a strategy copies from and to, owned until a :class:`ProcessIO` takes them.
+
+    Attributes:
+        stdout: The stdout sink's descriptor, or -1.
+        stderr: The stderr sink's descriptor, or -1.
+        stdin: The stdin source: bytes, an owned descriptor, or ``None``.
+        owned: Descriptors to close when the IO ends.
+        capture: Memory files collecting captured streams, by stream name.
+    """
+
+    stdout: int = -1
+    stderr: int = -1
+    stdin: bytes | bytearray | memoryview | int | None = None
+    owned: list[int] = field(default_factory=list)
+    capture: dict[str, int] = field(default_factory=dict)
+
+    def sink(self, name: str, sink: Sink | _Capture | None) -> int:
+        """Resolve and own one output's destination (a capture file, /dev/null or a claimed fd)."""
+        if isinstance(sink, _Capture):
+            fd = os.memfd_create(f"pcd-{name}", os.MFD_CLOEXEC)
+            self.capture[name] = fd
+            return fd
+        fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC) if sink is None else claim_fd(sink)
+        self.owned.append(fd)
+        return fd
+
+    def hand_over(self, io: ProcessIO) -> None:
+        """Make ``io`` the owner (it closes them when it is closed)."""
+        io._owned_fds.extend(self.owned)
+        io._capture_fds.update(self.capture)
+        self.owned, self.capture = [], {}
+
+    def close(self) -> None:
+        """Close whatever is still owned here."""
+        for fd in [*self.owned, *self.capture.values()]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.owned, self.capture = [], {}
 
 
 class _PumpedStdio(Stdio):
@@ -448,28 +550,32 @@ class _PumpedStdio(Stdio):
         self._stderr = stderr
         self._log_path = log_path
 
-    def _resolve(self, io: ProcessIO, name: str, sink: Sink | _Capture | None) -> int:
-        if isinstance(sink, _Capture):
-            fd = os.memfd_create(f"pcd-{name}", os.MFD_CLOEXEC)
-            io._capture_fds[name] = fd
-            return fd
-        if sink is None:
-            fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-            io._owned_fds.append(fd)
-            return fd
-        return _sink_fd(sink)
+    def _claim(self) -> ClaimedEnds:
+        ends = ClaimedEnds()
+        try:
+            if self._log_path is not None:
+                log = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+                ends.owned.append(log)
+                ends.stdout = ends.stderr = log
+            else:
+                ends.stdout = ends.sink("stdout", self._stdout)
+                ends.stderr = ends.sink("stderr", self._stderr)
+            source = self._stdin
+            if source is None or isinstance(source, (bytes, bytearray, memoryview)):
+                ends.stdin = source
+            else:
+                ends.stdin = claim_fd(source)
+                ends.owned.append(ends.stdin)
+        except BaseException:
+            ends.close()
+            raise
+        return ends
 
-    def _wire(self, io: ProcessIO, pipes: FIFOPipes) -> None:
-        if self._log_path is not None:
-            log = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-            io._owned_fds.append(log)
-            sinks = [("stdout", log), ("stderr", log)]
-        else:
-            sinks = [("stdout", self._resolve(io, "stdout", self._stdout)),
-                     ("stderr", self._resolve(io, "stderr", self._stderr))]
-        io._start_output(sinks)
-        if self._stdin is not None and pipes.stdin is not None:
-            io._start_stdin(self._stdin)
+    def _wire(self, io: ProcessIO, pipes: FIFOPipes, ends: ClaimedEnds) -> None:
+        ends.hand_over(io)
+        io._start_output([("stdout", ends.stdout), ("stderr", ends.stderr)])
+        if ends.stdin is not None and pipes.stdin is not None:
+            io._start_stdin(ends.stdin)
 
 
 @dataclass
@@ -491,7 +597,7 @@ class _AttachStdio(Stdio):
         self._callback = callback
         self.stdin = stdin
 
-    def _wire(self, io: ProcessIO, pipes: FIFOPipes) -> None:
+    def _wire(self, io: ProcessIO, pipes: FIFOPipes, ends: ClaimedEnds) -> None:
         self._callback(DirectIO(pipes.stdin, pipes.stdout, pipes.stderr, io.terminal))
         io.done.set_result(None)
 

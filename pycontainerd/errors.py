@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import grpc
@@ -44,6 +45,7 @@ __all__ = [
     "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
+    "SinkError",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
@@ -212,6 +214,53 @@ class DrainTimeoutError(ContainerdError):
     ) -> None:
         super().__init__(details, code=code)
         self.status = status
+
+
+class SinkError(OSError):
+    """A process's stdout or stderr could not be delivered: its sink failed.
+
+    The sink refused a write (``ENOSPC`` on a full disk, ``EBADF`` for a closed
+    or read-only descriptor, ``EPIPE`` when a pipe's reader left, ``EIO``, ...).
+    From then on pycontainerd kept reading that stream and discarded it, so the
+    process never blocked on a full pipe and ran to its end; the other stream
+    kept flowing to its own sink. The error is raised once the process has
+    exited, by ``Process.wait()``'s future, :func:`pycontainerd.run` (after the
+    container is removed) and the command line (one line, non-zero exit), so
+    that lost output is never reported as success.
+
+    It is an :class:`OSError`: ``errno`` and ``strerror`` are the sink's, and
+    ``filename`` names the stream.
+
+    Attributes:
+        stream: ``"stdout"`` or ``"stderr"`` (the first that failed).
+        delivered: Bytes of that stream the sink took before it failed.
+        dropped: Bytes of that stream read afterwards and discarded.
+        status: How the process exited (set by ``wait()``), or ``None``.
+    """
+
+    def __init__(self, err: int, stream: str, *, delivered: int = 0, dropped: int = 0,
+                 status: ExitStatus | None = None) -> None:
+        super().__init__(err, os.strerror(err), stream)
+        self.stream = stream
+        self.delivered = delivered
+        self.dropped = dropped
+        self.status = status
+
+    def __str__(self) -> str:
+        text = f"{self.stream} could not be delivered: {self.strerror} (errno {self.errno})"
+        if self.delivered or self.dropped:
+            text += f"; {self.delivered} bytes delivered, {self.dropped} discarded"
+        if self.status is not None:
+            text += f"; the process exited with status {self.status.code}"
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_sink_error, (self.errno, self.stream, self.delivered, self.dropped, self.status))
+
+
+def _rebuild_sink_error(err: int, stream: str, delivered: int, dropped: int,
+                        status: ExitStatus | None) -> SinkError:
+    return SinkError(err, stream, delivered=delivered, dropped=dropped, status=status)
 
 
 # The ONE table from status code to class; a unit test checks it covers grpc.StatusCode.

@@ -129,11 +129,14 @@ class CopyResult:
             without reader, ...), or ``None`` for EOF or a cancel.
         cancelled: The copy was cancelled before this pair reached EOF or
             failed.
+        dropped: With ``discard_on_error``: bytes read from the source after
+            (or while) the destination failed, and so never delivered.
     """
 
     nbytes: int
     error: OSError | None
     cancelled: bool
+    dropped: int = 0
 
 
 def _fd(value: int) -> int:
@@ -143,7 +146,9 @@ def _fd(value: int) -> int:
     return fd
 
 
-def copy_streams(pairs: Sequence[tuple[int, int]], *, cancel: CancelToken | None = None) -> list[CopyResult]:
+def copy_streams(
+    pairs: Sequence[tuple[int, int]], *, cancel: CancelToken | None = None, discard_on_error: bool = False
+) -> list[CopyResult]:
     """Copy every ``(src_fd, dst_fd)`` pair until EOF, all in one native loop, in this thread.
 
     Returns when every pair has reached EOF or failed, or when ``cancel`` is
@@ -154,6 +159,11 @@ def copy_streams(pairs: Sequence[tuple[int, int]], *, cancel: CancelToken | None
     Args:
         pairs: ``(source fd, destination fd)`` pairs.
         cancel: Stops the copy from another thread.
+        discard_on_error: When a pair's destination fails (``EPIPE``,
+            ``ENOSPC``, ``EBADF``, ...), keep reading its source to EOF and drop
+            the bytes, so that the process writing the source never blocks on a
+            full pipe; the error is still reported in the pair's result, with
+            the bytes dropped. Without it, a failed pair stops reading.
 
     Returns:
         One :class:`CopyResult` per pair, in order.
@@ -168,10 +178,10 @@ def copy_streams(pairs: Sequence[tuple[int, int]], *, cancel: CancelToken | None
     """
     fds = [(_fd(src), _fd(dst)) for src, dst in pairs]
     cancel_fd = -1 if cancel is None else cancel.fileno()
-    cancelled, outcomes = _pump.pump(fds, cancel_fd)
+    cancelled, outcomes = _pump.pump(fds, cancel_fd, _pump.DISCARD_ON_ERROR if discard_on_error else 0)
     return [
-        CopyResult(nbytes, os_error(err) if err else None, cancelled and not done)
-        for nbytes, err, done in outcomes
+        CopyResult(nbytes, os_error(err) if err else None, cancelled and not done, dropped)
+        for nbytes, err, done, dropped in outcomes
     ]
 
 

@@ -178,7 +178,11 @@ class Process:
             :class:`~pycontainerd.errors.ConnectionLostError` if the daemon went
             away (retriable: wait again once it serves; the process keeps running
             and its output keeps flowing), ``NotFoundError`` if the process was
-            deleted, ``DrainTimeoutError`` as above.
+            deleted, ``DrainTimeoutError`` as above, and
+            :class:`~pycontainerd.errors.SinkError` (an ``OSError`` with ``status``
+            set) when a stdout/stderr sink failed: that stream was read and
+            discarded from then on so the process never blocked, and its exit
+            is reported with the loss, never as plain success.
 
         Raises:
             TypeError: ``drain_timeout`` is not a number or None.
@@ -213,6 +217,12 @@ class Process:
                         return
                 if timer is not None:
                     timer.cancel()
+                failure = io.error
+                if isinstance(failure, errors.SinkError):
+                    # Output was lost: never report the exit as if it were complete.
+                    failure.status = status
+                    _settle(result, exception=failure)
+                    return
                 _settle(result, result=status)
 
             if not drained.done() and limit is not None:

@@ -15,24 +15,27 @@ from pycontainerd._native import FFI, LIB, check
 NO_SPLICE: int = LIB.PCD_PUMP_NO_SPLICE
 #: Never enlarge pipe buffers with ``F_SETPIPE_SZ``.
 NO_RESIZE: int = LIB.PCD_PUMP_NO_RESIZE
+#: A pair whose destination fails keeps reading its source to EOF, dropping the bytes.
+DISCARD_ON_ERROR: int = LIB.PCD_PUMP_DISCARD_ON_ERROR
 
 
 def pump(
     pairs: Sequence[tuple[int, int]], cancel_fd: int = -1, flags: int = 0
-) -> tuple[bool, list[tuple[int, int, bool]]]:
+) -> tuple[bool, list[tuple[int, int, bool, int]]]:
     """Run ``pcd_pump``: copy every ``(src, dst)`` pair in one epoll loop, GIL released.
 
     Args:
         pairs: ``(source fd, destination fd)`` pairs; never closed here.
         cancel_fd: A descriptor (an eventfd) whose readability cancels the
             copy, or ``-1``.
-        flags: ``NO_SPLICE`` and/or ``NO_RESIZE``; ``0`` normally.
+        flags: ``NO_SPLICE``, ``NO_RESIZE`` and/or ``DISCARD_ON_ERROR``.
 
     Returns:
-        ``(cancelled, outcomes)``, one ``(nbytes, errno, done)`` per pair:
-        bytes written to the destination, the positive errno that ended the
-        pair (``0`` for EOF), and whether the pair ended (EOF or error)
-        before a cancel.
+        ``(cancelled, outcomes)``, one ``(nbytes, errno, done, dropped)`` per
+        pair: bytes written to the destination, the positive errno that ended
+        the pair (``0`` for EOF; with ``DISCARD_ON_ERROR`` the destination's
+        error even though the source was read to EOF), whether the pair ended
+        (EOF or error) before a cancel, and the bytes read but not delivered.
 
     Raises:
         OSError: The loop itself failed (bad ``cancel_fd``, no memory).
@@ -42,8 +45,8 @@ def pump(
         streams[i].src = src
         streams[i].dst = dst
     rc = check(LIB.pcd_pump(streams, len(pairs), cancel_fd, flags))
-    outcomes = [(int(s.nbytes), int(s.err), bool(s.done)) for s in streams[0 : len(pairs)]]
+    outcomes = [(int(s.nbytes), int(s.err), bool(s.done), int(s.dropped)) for s in streams[0 : len(pairs)]]
     return rc == LIB.PCD_PUMP_CANCELLED, outcomes
 
 
-__all__ = ["NO_RESIZE", "NO_SPLICE", "pump"]
+__all__ = ["DISCARD_ON_ERROR", "NO_RESIZE", "NO_SPLICE", "pump"]

@@ -39,10 +39,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: the container's for ``run``/``exec``, 0 on success,
         1 on failure (125 for ``run``/``exec``), 2 for a usage error.
     """
+    if argv is None:
+        _reserve_standard_fds()
     status = _main(sys.argv[1:] if argv is None else argv)
     if argv is None:
         _exit_now(status)
     return status
+
+
+def _reserve_standard_fds() -> None:
+    """Put a placeholder on each of fds 0, 1 and 2 that the caller left closed.
+
+    Otherwise the next descriptor this process opens (an epoll fd, a socket)
+    takes the number, and ``inherit()`` hands it to the container as its
+    stdout. The placeholder is /dev/null opened the wrong way round (read-only
+    for 1 and 2, write-only for 0), so the stream still behaves as closed:
+    writing the container's output there fails with ``EBADF``, which is
+    reported, instead of succeeding into nothing.
+    """
+    for fd, flags in ((0, os.O_WRONLY), (1, os.O_RDONLY), (2, os.O_RDONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            placeholder = os.open(os.devnull, flags)  # inheritable, like a real standard fd
+            if placeholder != fd:
+                os.dup2(placeholder, fd)
+                os.close(placeholder)
 
 
 def _exit_now(status: int) -> None:
@@ -124,6 +146,8 @@ def _describe(exc: BaseException, ctx: object) -> str:
     if isinstance(exc, DaemonError):
         first = str(exc).splitlines()[0] if str(exc) else "containerd failed"
         return f"{first} (see the daemon's log for details)"
+    if isinstance(exc, errors.SinkError):
+        return str(exc)
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"

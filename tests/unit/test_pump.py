@@ -365,7 +365,7 @@ def test_read_write_path_for_pipes_is_byte_exact(n: int, tmp_path: Path) -> None
     s = Sink("pipe", n, tmp_path)
     try:
         with make_source("pipe", n, tmp_path) as src:
-            cancelled, [(moved, err, done)] = native.pump([(src, s.fd)], -1, native.NO_SPLICE)
+            cancelled, [(moved, err, done, _)] = native.pump([(src, s.fd)], -1, native.NO_SPLICE)
         assert (cancelled, moved, err, done) == (False, n, 0, True)
         assert s.finish() == (n, digest(n))
     finally:
@@ -604,6 +604,113 @@ def test_bad_descriptor_fails_only_its_pair(tmp_path: Path) -> None:
     assert isinstance(bad.error, OSError)
     assert bad.error.errno == errno.EBADF
     assert good == CopyResult(1000, None, False)
+
+
+# ---------------------------------------------------------------- failing sinks, discard mode
+
+
+def _writer(w: int, n: int) -> threading.Thread:
+    """Write n bytes into a blocking pipe end from another thread, then close it (like a container)."""
+
+    def run() -> None:
+        try:
+            chunk = b"y" * 65536
+            left = n
+            while left:
+                left -= os.write(w, chunk[: min(left, len(chunk))])
+        finally:
+            os.close(w)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@contextlib.contextmanager
+def _failing_sink(kind: str, tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """(fd, errno its writes fail with) for each way a sink breaks."""
+    if kind == "dev-full":
+        fd = os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC)
+        yield fd, errno.ENOSPC
+        os.close(fd)
+    elif kind == "read-only":
+        path = tmp_path / "ro"
+        path.write_bytes(b"")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        yield fd, errno.EBADF
+        os.close(fd)
+    elif kind == "closed":
+        fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        os.close(fd)
+        yield fd, errno.EBADF
+    elif kind == "reader-left":
+        r, w = os.pipe2(os.O_CLOEXEC)
+        os.close(r)
+        yield w, errno.EPIPE
+        os.close(w)
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["dev-full", "read-only", "closed", "reader-left"])
+def test_discard_on_error_reads_the_source_to_eof(kind: str, tmp_path: Path) -> None:
+    """A failed sink does not stall the writer: its stream is read to EOF and the error kept."""
+    n = 4 * 2**20 + 3
+    r, w = os.pipe2(os.O_CLOEXEC)
+    good_r, good_w = os.pipe2(os.O_CLOEXEC)
+    s = Sink("pipe", n, tmp_path)
+    try:
+        with _failing_sink(kind, tmp_path) as (bad, err):
+            writers = [_writer(w, n), _writer(good_w, n)]
+            bad_result, good_result = copy_streams([(r, bad), (good_r, s.fd)], discard_on_error=True)
+            for t in writers:
+                t.join(60)
+                assert not t.is_alive(), "the writer is still blocked"
+        assert isinstance(bad_result.error, OSError)
+        assert bad_result.error.errno == err
+        assert not bad_result.cancelled
+        assert bad_result.nbytes + bad_result.dropped == n
+        assert bad_result.dropped > 0
+        assert good_result == CopyResult(n, None, False)
+        assert s.finish() == (n, hashlib.sha256(b"y" * n).hexdigest())
+    finally:
+        s.close()
+        os.close(r)
+        os.close(good_r)
+
+
+def test_without_discard_a_failed_pair_ends_at_the_error() -> None:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    full = os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(w, b"x" * 1000)  # the writer stays open: only the error can end the pair
+        (result,) = copy_streams([(r, full)])
+        assert isinstance(result.error, OSError)
+        assert result.error.errno == errno.ENOSPC
+        assert (result.nbytes, result.dropped, result.cancelled) == (0, 0, False)
+    finally:
+        for fd in (r, w, full):
+            os.close(fd)
+
+
+def test_discard_mode_is_cancellable(tmp_path: Path) -> None:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    full = os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC)
+    token = CancelToken()
+    try:
+        os.write(w, b"x" * 10)
+        timer = threading.Timer(0.2, token.cancel)
+        timer.start()
+        (result,) = copy_streams([(r, full)], cancel=token, discard_on_error=True)
+        timer.join()
+        assert result.cancelled
+        assert result.error is not None
+        assert result.error.errno == errno.ENOSPC
+        assert result.dropped == 10
+    finally:
+        token.close()
+        for fd in (r, w, full):
+            os.close(fd)
 
 
 # ---------------------------------------------------------------- several pairs, shared sinks

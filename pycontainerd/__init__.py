@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd._version import __version__
 
 if TYPE_CHECKING:
-    from pycontainerd._run import CompletedContainer, run
+    from pycontainerd._run import CompletedContainer, cleanup_runs, run
     from pycontainerd.api.types import ExitStatus, Status
     from pycontainerd.client import Client
     from pycontainerd.container import Container
@@ -60,6 +60,7 @@ _LAZY = {
     "FIFOSet": "pycontainerd.fifo",
     "CompletedContainer": "pycontainerd._run",
     "run": "pycontainerd._run",
+    "cleanup_runs": "pycontainerd._run",
     "Process": "pycontainerd.task",
     "Task": "pycontainerd.task",
 }
@@ -98,5 +99,6 @@ __all__ = [
     "Task",
     "UnavailableError",
     "__version__",
+    "cleanup_runs",
     "run",
 ]

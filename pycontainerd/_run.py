@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -24,7 +25,13 @@ from pycontainerd.container import new_container
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["CompletedContainer", "run"]
+__all__ = ["RECONNECT_TIMEOUT", "RUN_OWNER_LABEL", "CompletedContainer", "cleanup_runs", "run"]
+
+#: How long :func:`run` waits for a containerd that went away mid-run (restart, crash) to serve again.
+RECONNECT_TIMEOUT = 60.0
+#: Label on every container :func:`run` creates: which process owns it (``<boot id>/<pid>/<start time>``).
+RUN_OWNER_LABEL = "io.pycontainerd.run.owner"
+_RECONNECT_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -131,14 +138,14 @@ def run(
 
 def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: _stdio.Stdio,
             args: list[str], timeout: float | None) -> CompletedContainer:
-    container = new_container(client, container_id, spec)
+    container = new_container(client, container_id, spec, labels={RUN_OWNER_LABEL: _owner_token()})
     try:
         task = container.new_task(stdio=stdio)
         try:
             exited = task.wait()
             task.start()
             try:
-                status = exited.result(timeout)
+                status = _await_exit(client, task, exited, container_id, timeout)
             except FutureTimeout:
                 with contextlib.suppress(errors.ContainerdError):
                     task.kill(signal.SIGKILL, all=True)
@@ -156,3 +163,111 @@ def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: _std
         raise
     container.delete()
     return result
+
+
+def _await_exit(client: Client, task: Any, exited: Any, container_id: str, timeout: float | None) -> Any:
+    """The exit status, waiting out a containerd restart: the shim and the output carry on meanwhile.
+
+    A Wait RPC cut by the daemon's death fails with ``ConnectionLostError``; the
+    process, its shim and (FIFO or handoff) its output are unaffected. Once the
+    daemon serves again (it reconnects to running shims at start) a new Wait
+    returns the status, also of a process that exited while it was down.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return exited.result(remaining)
+        except errors.UnavailableError as exc:
+            _reconnect(client, container_id, exc)
+            exited = task.wait()
+
+
+def _reconnect(client: Client, container_id: str, cause: errors.ContainerdError) -> None:
+    deadline = time.monotonic() + RECONNECT_TIMEOUT
+    while True:
+        try:
+            client.connection.connect(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+            return
+        except errors.UnavailableError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_RECONNECT_POLL)
+    raise errors.ConnectionLostError(
+        f"containerd at {client.address} went away while container {container_id!r} was running and did "
+        f"not serve again within {RECONNECT_TIMEOUT:g} s; the container is left behind "
+        "(pycontainerd.cleanup_runs() removes it once containerd is back)",
+        code=cause.code,
+    ) from cause
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_token(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{_boot_id()}/{pid}/{_start_time(pid)}"
+
+
+def _owner_alive(token: str) -> bool:
+    boot, _, rest = token.partition("/")
+    pid_text, _, start = rest.partition("/")
+    if boot != _boot_id() or not pid_text.isdigit():
+        return False
+    return _start_time(int(pid_text)) == start
+
+
+def cleanup_runs(client: Client | None = None, *, timeout: float | None = None) -> list[str]:
+    """Remove what :func:`run` calls left behind because their process died or containerd did not return.
+
+    Every container :func:`run` creates carries the :data:`RUN_OWNER_LABEL` of
+    the process that ran it. Containers in the client's namespace whose owner
+    is gone (another boot, or no process with that pid and start time) are
+    killed and deleted with their tasks and bundle directories; containers of
+    live processes are left alone.
+
+    Args:
+        client: The client (namespace) to clean; default: one from the environment.
+        timeout: Deadline of each RPC.
+
+    Returns:
+        The ids of the containers removed.
+    """
+    own_client = client is None
+    if client is None:
+        from pycontainerd.client import Client
+
+        client = Client()
+    removed: list[str] = []
+    try:
+        for container in client.containers(f"labels.{_quote_label(RUN_OWNER_LABEL)}", timeout=timeout):
+            token = container.info.labels.get(RUN_OWNER_LABEL, "")
+            if _owner_alive(token):
+                continue
+            with contextlib.suppress(errors.NotFoundError):
+                container.task(timeout=timeout).force_delete()
+            with contextlib.suppress(errors.NotFoundError):
+                container.delete(timeout=timeout)
+                removed.append(container.id)
+    finally:
+        if own_client:
+            client.close()
+    return removed
+
+
+def _quote_label(key: str) -> str:
+    # containerd's filter syntax needs quoting for a key with dots beyond the field path.
+    return '"' + key + '"'

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         FailedPreconditionError,
         InvalidArgumentError,
         NotFoundError,
+        SinkError,
         UnavailableError,
     )
     from pycontainerd.fifo import FIFOSet
@@ -56,6 +57,7 @@ _LAZY = {
     "FailedPreconditionError": "pycontainerd.errors",
     "InvalidArgumentError": "pycontainerd.errors",
     "NotFoundError": "pycontainerd.errors",
+    "SinkError": "pycontainerd.errors",
     "UnavailableError": "pycontainerd.errors",
     "FIFOSet": "pycontainerd.fifo",
     "CompletedContainer": "pycontainerd._run",
@@ -95,6 +97,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "Process",
+    "SinkError",
     "Status",
     "Task",
     "UnavailableError",

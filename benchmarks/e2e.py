@@ -45,7 +45,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import platform
 import resource
 import select
 import shutil
@@ -64,6 +63,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+
+from _common import machine  # noqa: E402
 
 import pycontainerd  # noqa: E402
 from pycontainerd import oci, stdio  # noqa: E402
@@ -735,40 +736,6 @@ def targets(r: Results, opts: argparse.Namespace) -> list[Target]:
             )
         )
     return out
-
-
-def machine() -> dict[str, str]:
-    def version(argv: list[str]) -> str:
-        try:
-            return (
-                subprocess.run(argv, capture_output=True, text=True, timeout=10)
-                .stdout.splitlines()[0]
-                .strip()
-            )
-        except (OSError, IndexError, subprocess.SubprocessError):
-            return "?"
-
-    cpu = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = "?"
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        mem = f"{int(f.readline().split()[1]) / (1 << 20):.0f} GiB"
-    cgroup = "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} CPUs",
-        "memory": mem,
-        "kernel": platform.release(),
-        "os": version(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-        "cgroup": cgroup,
-        "containerd": version(["containerd", "--version"]),
-        "runc": version(["runc", "--version"]),
-        "python": platform.python_version(),
-        "pycontainerd": pycontainerd.__version__,
-    }
 
 
 def markdown(r: Results, opts: argparse.Namespace, info: dict[str, str], tgts: list[Target]) -> str:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -55,6 +54,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from _common import machine, machine_line
 
 GIB = 1 << 30
 VARIANTS = ["native", "python-rw", "python-splice", "copyfileobj", "c-rw-32k"]
@@ -450,20 +451,6 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    pipe_max = Path("/proc/sys/fs/pipe-max-size").read_text().strip()
-    return (
-        f"nproc={os.cpu_count()}, Linux {platform.release()}, {cpu}, "
-        f"Python {platform.python_version()}, pipe-max-size={pipe_max}"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=GIB, help="bytes per run (default 1G)")
@@ -487,7 +474,7 @@ def main() -> int:
     for v in variants:
         if v not in COPIERS:
             parser.error(f"unknown variant {v}")
-    print(f"machine: {machine()}")
+    print("machine: " + machine_line(machine(), ("cpu", "kernel", "python", "pipe-max-size")))
     print(f"size {args.size / GIB:.2f} GiB per run, {args.repeat} repetitions, medians; dir {args.dir}")
     samples: dict[tuple[bool, str, str], list[Sample]] = {}
     with tempfile.TemporaryDirectory(prefix="pcd-bench-build-") as build_dir, tempfile.TemporaryDirectory(

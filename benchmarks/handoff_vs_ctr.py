@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -46,6 +45,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from _common import machine, machine_line
 
 from pycontainerd import testing
 from pycontainerd._handoff_stdio import available
@@ -120,20 +121,6 @@ def one_ctr(address: str, namespace: str, rootfs: str, count: int, sink: Sink) -
     if proc.returncode:
         sys.exit(f"ctr failed: {err.decode(errors='replace')}")
     return wall, usage.ru_utime + usage.ru_stime
-
-
-def machine() -> str:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    ctrd = subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout.split()
-    runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
-            f"containerd {ctrd[2] if len(ctrd) > 2 else '?'}, {runc}, Python {platform.python_version()}")
 
 
 def write_handoff_chart(path: str, med: dict[tuple[str, str], tuple[float, float]], gib: float) -> None:
@@ -220,7 +207,7 @@ def main() -> None:
     med = {
         k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()
     }
-    print(f"\n{machine()}")
+    print("\n" + machine_line(machine(), ("cpu", "memory", "kernel", "containerd", "runc", "python")))
     print(f"container dd {gib:g} GiB -> stdout -> sink; median of {args.rounds} rounds (order rotated)\n")
     header = ("sink", "mode", "wall s", "GiB/s", "vs ctr", "client CPU s/GiB", "CPU vs ctr")
     lines = []

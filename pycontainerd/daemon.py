@@ -59,6 +59,8 @@ import grpc
 __all__ = [
     "DaemonError",
     "PrivateContainerd",
+    "binary_version",
+    "cached_binary",
     "find_shims",
     "purge_namespace",
 ]
@@ -81,6 +83,7 @@ _DISABLED_PLUGINS = (
     "io.containerd.cri.v1.images",
     "io.containerd.cri.v1.runtime",
     "io.containerd.podsandbox.controller.v1.podsandbox",
+    "io.containerd.grpc.v1.sandbox-controllers",
     "io.containerd.tracing.processor.v1.otlp",
 )
 # Fixed, shared paths of containerd 1.6/1.7 (shim sockets, default runc root, ctr FIFOs).
@@ -651,6 +654,82 @@ def _purge_namespace(ctl: _Controller, namespace: str, *, delete: bool) -> list[
 
 
 # --------------------------------------------------------------------------------------------------
+# Which containerd
+
+
+def _cache_root() -> str:
+    base = os.environ.get("PYCONTAINERD_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pycontainerd"
+    )
+    return os.path.join(base, "containerd")
+
+
+def cached_binary(version: str) -> str:
+    """The containerd binary of a version fetched by ``scripts/fetch-containerd``.
+
+    Args:
+        version: A version prefix: ``"1.7"``, ``"2"``, ``"2.1"``, ``"1.7.24"``. ``"system"``
+            means the ``containerd`` on ``PATH`` (Debian 12's 1.6).
+
+    Returns:
+        The binary's path (``containerd`` for ``"system"``); the newest cached match.
+
+    Raises:
+        FileNotFoundError: No such version in the cache.
+    """
+    if version == "system":
+        return "containerd"
+    root = _cache_root()
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        names = []
+    matches = []
+    for name in names:
+        if name == version or name.startswith(version + ".") or name.startswith(version + "~") or name.startswith(
+            version + "+"
+        ):
+            binary = os.path.join(root, name, "usr", "bin", "containerd")
+            if os.access(binary, os.X_OK):
+                matches.append((_version_key(name), binary))
+    if not matches:
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"containerd {version} is not in the cache; fetch it with scripts/fetch-containerd {version}",
+            os.path.join(root, version + "*"),
+        )
+    return max(matches)[1]
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    numbers = []
+    for part in text.replace("~", ".").replace("+", ".").replace("-", ".").split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
+def binary_version(binary: str = "containerd") -> tuple[int, ...]:
+    """The version a containerd binary reports (``containerd --version``), e.g. ``(1, 7, 24)``.
+
+    Raises:
+        DaemonError: The binary cannot be run or prints no version.
+    """
+    path = shutil.which(binary, path=_standard_path(os.environ.get("PATH"))) or binary
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+    except OSError as exc:
+        raise DaemonError(f"cannot run {binary} --version: {exc}") from exc
+    # "containerd github.com/containerd/containerd/v2 2.1.9+ds1 2.1.9+ds1-5"
+    for word in out.split()[2:]:
+        key = _version_key(word.lstrip("v"))
+        if len(key) >= 2:
+            return key
+    raise DaemonError(f"{binary} --version printed no version: {out.strip()!r}")
+
+
+# --------------------------------------------------------------------------------------------------
 # The daemon
 
 
@@ -721,10 +800,13 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
-def _render_config(layout: _Layout, log_level: str, extra: str) -> str:
+def _render_config(layout: _Layout, log_level: str, extra: str, major: int = 1) -> str:
     disabled = ", ".join(_toml_string(name) for name in _DISABLED_PLUGINS)
+    # containerd 2.x reads version 2 configs but migrates them at every start (and
+    # logs a warning); the keys written here mean the same in both versions.
+    config_version = 3 if major >= 2 else 2
     return f"""# Written by pycontainerd.daemon.PrivateContainerd; rewritten at every start.
-version = 2
+version = {config_version}
 root = {_toml_string(layout.root)}
 state = {_toml_string(layout.state)}
 temp = {_toml_string(layout.temp)}
@@ -862,7 +944,8 @@ class _State:
             if self.running():
                 assert self.proc is not None
                 raise DaemonError(f"containerd is already running (pid {self.proc.pid})")
-            binary = shutil.which(self.binary, path=_standard_path(os.environ.get("PATH")))
+            search = _standard_path(os.environ.get("PATH"))
+            binary = shutil.which(self.binary, path=search)
             if binary is None:
                 raise FileNotFoundError(errno.ENOENT, "containerd binary not found", self.binary)
             self._note_shared_dirs()
@@ -872,9 +955,12 @@ class _State:
                 os.makedirs(path, mode=0o700, exist_ok=True)
             tmp_config = layout.config_path + ".tmp"
             with open(tmp_config, "w") as f:
-                f.write(_render_config(layout, self.log_level, self.config_extra))
+                f.write(_render_config(layout, self.log_level, self.config_extra, binary_version(binary)[0]))
             os.replace(tmp_config, layout.config_path)
-            env = dict(os.environ, PATH=_standard_path(os.environ.get("PATH")))
+            # The shims are found through the daemon's PATH: a containerd given by path
+            # (another version than the system's) must find its own shim first.
+            path = search if os.sep not in self.binary else os.path.dirname(binary) + os.pathsep + search
+            env = dict(os.environ, PATH=path)
             with open(layout.log_path, "ab") as log:
                 self.start_offset = log.tell()
                 log.write(f"--- pycontainerd: starting {binary} --config {layout.config_path}\n".encode())
@@ -1136,8 +1222,14 @@ class PrivateContainerd:
         base_dir: Directory for everything; created (mode 0711) if missing. A new
             ``pcd-XXXXXXXX`` directory under ``/run`` (root) or ``/tmp`` when ``None``.
             Keep it short: socket paths must fit in 107 bytes.
-        binary: The containerd binary (name on ``PATH`` or path).
-        ctr: The ``ctr`` binary used by :meth:`cleanup`.
+        binary: The containerd binary (name on ``PATH`` or path). Given as a path, its
+            directory comes first on the daemon's ``PATH``, so that its own shim
+            (``containerd-shim-runc-v2``) is the one started.
+        ctr: The ``ctr`` binary used by :meth:`cleanup` (default: the one beside
+            ``binary``, else ``ctr`` on ``PATH``).
+        version: Instead of ``binary``: a containerd version fetched into the cache by
+            ``scripts/fetch-containerd`` (``"1.7"``, ``"2"``, ``"2.1"``), or ``"system"``
+            (see :func:`cached_binary`).
         log_level: containerd's log level (``"debug"``, ``"info"``, ...).
         config_extra: TOML appended to the generated config (e.g. plugin settings;
             it lands after the ``[plugins]`` table).
@@ -1154,11 +1246,18 @@ class PrivateContainerd:
         base_dir: str | os.PathLike[str] | None = None,
         *,
         binary: str = "containerd",
-        ctr: str = "ctr",
+        ctr: str | None = None,
         log_level: str = "info",
         config_extra: str = "",
         safety_net: bool = True,
+        version: str | None = None,
     ) -> None:
+        if version is not None:
+            binary = cached_binary(version)
+        if ctr is None:
+            beside = os.path.join(os.path.dirname(binary), "ctr")
+            ctr = beside if os.sep in binary and os.access(beside, os.X_OK) else "ctr"
+        self._version: tuple[int, ...] | None = None
         if base_dir is None:
             base = tempfile.mkdtemp(prefix="pcd-", dir=_default_parent())
             os.chmod(base, 0o711)
@@ -1183,6 +1282,23 @@ class PrivateContainerd:
         self._finalizer = weakref.finalize(self, _safety_net, self._state) if safety_net else None
 
     # -- attributes ------------------------------------------------------------------------------
+
+    @property
+    def binary(self) -> str:
+        """The containerd binary this daemon runs (as given: a name on ``PATH`` or a path)."""
+        return self._state.binary
+
+    @property
+    def ctr(self) -> str:
+        """The ``ctr`` binary that matches :attr:`binary`."""
+        return self._state.ctr
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        """The version :attr:`binary` reports, e.g. ``(1, 7, 24)``."""
+        if self._version is None:
+            self._version = binary_version(self._state.binary)
+        return self._version
 
     @property
     def base_dir(self) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _session_report import CONTAINERD_LABEL
 
 from pycontainerd import testing
 
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 
 _HERE = Path(__file__).parent
 _ENV_ADDRESS = "PYCONTAINERD_TEST_ADDRESS"
+# Which containerd the private daemon runs: "1.6"/"system" (default: the containerd on
+# PATH, Debian 12's 1.6), "1.7", "2", "2.1" (fetched by scripts/fetch-containerd), or a
+# path to a containerd binary. A requested version that is missing is an error, not a skip.
+_ENV_CONTAINERD = "PYCONTAINERD_TEST_CONTAINERD"
 # Shims exit shortly after their last task is deleted; this only bounds a hang.
 _SHIM_EXIT_DEADLINE = 30.0
 
@@ -74,18 +79,26 @@ def containerd_daemon(request: pytest.FixtureRequest) -> Iterator[PrivateContain
     """The session's containerd: a private daemon, or the external one named by the option/env."""
     external = _external_address(request.config)
     if external:
+        request.config.stash[CONTAINERD_LABEL] = f"external containerd at {external}"
         yield ExternalContainerd(os.path.abspath(external))
         return
     if os.geteuid() != 0:
         pytest.skip("integration tests need root (containerd and runc run as root)")
-    if shutil.which("containerd") is None:
-        pytest.skip("integration tests need the containerd binary (Debian: apt-get install containerd)")
-    daemon = testing.PrivateContainerd()
+    wanted = os.environ.get(_ENV_CONTAINERD, "system")
+    if wanted in ("", "1.6", "system"):
+        if shutil.which("containerd") is None:
+            pytest.skip("integration tests need the containerd binary (Debian: apt-get install containerd)")
+        daemon = testing.PrivateContainerd()
+    elif os.sep in wanted:
+        daemon = testing.PrivateContainerd(binary=wanted)
+    else:
+        daemon = testing.PrivateContainerd(version=wanted)
     try:
         daemon.start()
     except BaseException:
         daemon.close()
         raise
+    request.config.stash[CONTAINERD_LABEL] = "containerd " + ".".join(map(str, daemon.version))
     yield daemon
     address = daemon.address
     daemon.close()

@@ -686,9 +686,7 @@ def cached_binary(version: str) -> str:
         names = []
     matches = []
     for name in names:
-        if name == version or name.startswith(version + ".") or name.startswith(version + "~") or name.startswith(
-            version + "+"
-        ):
+        if name == version or name.startswith(tuple(version + sep for sep in ".~+")):
             binary = os.path.join(root, name, "usr", "bin", "containerd")
             if os.access(binary, os.X_OK):
                 matches.append((_version_key(name), binary))
@@ -718,7 +716,9 @@ def binary_version(binary: str = "containerd") -> tuple[int, ...]:
     """
     path = shutil.which(binary, path=_standard_path(os.environ.get("PATH"))) or binary
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except OSError as exc:
         raise DaemonError(f"cannot run {binary} --version: {exc}") from exc
     # "containerd github.com/containerd/containerd/v2 2.1.9+ds1 2.1.9+ds1-5"

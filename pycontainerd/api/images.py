@@ -172,8 +172,13 @@ class ImagesService(Service):
         if not paths:
             raise ValueError("image update needs a target, labels or field paths")
         image = images_pb2.Image(name=name, labels=dict(labels or {}))
-        if target is not None:
-            image.target.CopyFrom(target.to_proto())
+        if target is None:
+            # containerd 1.7 dereferences the request's target whatever the field mask
+            # says (a request without one crashes the daemon: services/images
+            # imageFromProto); send the current one, as containerd's own client does by
+            # sending the whole record. Only the masked fields are written.
+            target = self.get(name, timeout=timeout, metadata=metadata).target
+        image.target.CopyFrom(target.to_proto())
         request = images_pb2.UpdateImageRequest(
             image=image, update_mask=field_mask_pb2.FieldMask(paths=paths)
         )

@@ -174,13 +174,26 @@ def _await_exit(client: Client, task: Any, exited: Any, container_id: str, timeo
     returns the status, also of a process that exited while it was down.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    reconnected = False
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return exited.result(remaining)
         except errors.UnavailableError as exc:
             _reconnect(client, container_id, exc)
+            reconnected = True
             exited = task.wait()
+        except errors.NotFoundError as exc:
+            if not reconnected:
+                raise
+            # containerd 1.7 and 2.x, restarting, find the task's process gone, clean its
+            # shim up as leaked and delete the task: the exit status is gone with it
+            # (1.6 reloads the shim and keeps it). The output was delivered.
+            raise errors.ConnectionLostError(
+                f"container {container_id!r} exited while containerd at {client.address} was down; "
+                "containerd removed the task when it restarted and its exit status with it",
+                code=exc.code,
+            ) from exc
 
 
 def _reconnect(client: Client, container_id: str, cause: errors.ContainerdError) -> None:

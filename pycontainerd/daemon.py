@@ -708,18 +708,19 @@ def _version_key(text: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def binary_version(binary: str = "containerd") -> tuple[int, ...]:
+def binary_version(binary: str = "containerd", *, timeout: float = 30) -> tuple[int, ...]:
     """The version a containerd binary reports (``containerd --version``), e.g. ``(1, 7, 24)``.
 
     Raises:
-        DaemonError: The binary cannot be run or prints no version.
+        DaemonError: The binary cannot be run, does not answer within ``timeout``
+            seconds, or prints no version.
     """
     path = shutil.which(binary, path=_standard_path(os.environ.get("PATH"))) or binary
     try:
         out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [path, "--version"], capture_output=True, text=True, timeout=timeout, check=False
         ).stdout
-    except OSError as exc:
+    except (OSError, subprocess.TimeoutExpired) as exc:
         raise DaemonError(f"cannot run {binary} --version: {exc}") from exc
     # "containerd github.com/containerd/containerd/v2 2.1.9+ds1 2.1.9+ds1-5"
     for word in out.split()[2:]:
@@ -955,7 +956,7 @@ class _State:
                 os.makedirs(path, mode=0o700, exist_ok=True)
             tmp_config = layout.config_path + ".tmp"
             with open(tmp_config, "w") as f:
-                f.write(_render_config(layout, self.log_level, self.config_extra, binary_version(binary)[0]))
+                f.write(_render_config(layout, self.log_level, self.config_extra, self._major(binary)))
             os.replace(tmp_config, layout.config_path)
             # The shims are found through the daemon's PATH: a containerd given by path
             # (another version than the system's) must find its own shim first.
@@ -981,6 +982,14 @@ class _State:
             with open(layout.pid_path, "w") as f:
                 f.write(f"{self.popen.pid}\n")
             self._wait_serving(timeout)
+
+    def _major(self, binary: str) -> int:
+        # Only picks the config version: a binary that cannot tell gets version 2,
+        # which every supported containerd reads (2.x migrates it).
+        try:
+            return binary_version(binary, timeout=5)[0]
+        except DaemonError:
+            return 1
 
     def _wait_serving(self, timeout: float) -> None:
         assert self.popen is not None

@@ -33,12 +33,14 @@ def require_local_containerd() -> None:
 
 
 @pytest.fixture
-def make_daemon() -> Iterator[Callable[..., PrivateContainerd]]:
-    """Private daemons of the test's own, closed (and checked) at the end."""
+def make_daemon(containerd_daemon: object) -> Iterator[Callable[..., PrivateContainerd]]:
+    """Private daemons of the test's own (the session's containerd version), closed and checked at the end."""
     require_local_containerd()
     made: list[PrivateContainerd] = []
+    binary = getattr(containerd_daemon, "binary", "containerd")
 
     def make(*args: object, **kwargs: object) -> PrivateContainerd:
+        kwargs.setdefault("binary", binary)
         daemon = PrivateContainerd(*args, **kwargs)  # type: ignore[arg-type]
         made.append(daemon)
         return daemon

@@ -5,7 +5,8 @@ and so that the process exits while the daemon is down), on both transports. The
 shim and the output carry on without the daemon; once it serves again run() waits
 again and returns the exit status with every byte. If the daemon does not return
 within RECONNECT_TIMEOUT, run() raises ConnectionLostError naming the container, and
-cleanup_runs() removes what was left once the daemon is back.
+cleanup_runs() removes what was left once the daemon is back. containerd 1.7 and 2.x
+differ from 1.6 when the process exits while the daemon is down (see below).
 """
 
 from __future__ import annotations
@@ -65,10 +66,16 @@ def test_run_survives_a_containerd_crash(private_daemon, client, rootfs, tmp_pat
         thread.join(180)
     assert not thread.is_alive(), "run() hung"
     (outcome,) = result
-    assert isinstance(outcome, pycontainerd.CompletedContainer), repr(outcome)
-    assert outcome.returncode == 7
     with open(out_path, "rb") as f:
         assert f.read() == EXPECTED
+    if when == "exits-while-down" and private_daemon.version >= (1, 7):
+        # containerd 1.7 and 2.x delete a task whose process ended while they were down
+        # (they clean its shim up as leaked at start): the status is lost, and run() says so.
+        assert isinstance(outcome, errors.ConnectionLostError), repr(outcome)
+        assert "exit status" in str(outcome)
+    else:
+        assert isinstance(outcome, pycontainerd.CompletedContainer), repr(outcome)
+        assert outcome.returncode == 7
     assert client.containers() == []
 
 

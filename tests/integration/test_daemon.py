@@ -310,7 +310,11 @@ def test_close_without_a_usable_daemon_ends_shims_by_pid(
     ctr(daemon.address, ns, "tasks", "pause", "orphan")
     shims = daemon.shim_pids()
     bundle = Path(daemon.state, "io.containerd.runtime.v2.task", ns, "orphan")
-    shim_socket = bundle.joinpath("address").read_text().strip().removeprefix("unix://")
+    # containerd 1.6/1.7 write the shim's socket to `address`, 2.x to `bootstrap.json`.
+    if bundle.joinpath("address").exists():
+        shim_socket = bundle.joinpath("address").read_text().strip().removeprefix("unix://")
+    else:
+        shim_socket = json.loads(bundle.joinpath("bootstrap.json").read_text())["address"].removeprefix("unix://")
     assert os.path.exists(shim_socket)
     daemon.kill()
     # Without its metadata the daemon cannot be brought back to delete the task:

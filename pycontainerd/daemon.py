@@ -665,20 +665,26 @@ def _cache_root() -> str:
 
 
 def cached_binary(version: str) -> str:
-    """The containerd binary of a version fetched by ``scripts/fetch-containerd``.
+    """The containerd binary of a version: the system's if it matches, else a fetched one.
 
     Args:
-        version: A version prefix: ``"1.7"``, ``"2"``, ``"2.1"``, ``"1.7.24"``. ``"system"``
-            means the ``containerd`` on ``PATH`` (Debian 12's 1.6).
+        version: A version prefix: ``"1.6"``, ``"1.7"``, ``"2"``, ``"2.1"``, ``"1.7.24"``.
+            ``"system"`` means the ``containerd`` on ``PATH``.
 
     Returns:
-        The binary's path (``containerd`` for ``"system"``); the newest cached match.
+        ``"containerd"`` when the system's containerd has that version (or for
+        ``"system"``), else the path of the newest cached match.
 
     Raises:
         FileNotFoundError: No such version in the cache.
     """
     if version == "system":
         return "containerd"
+    if shutil.which("containerd", path=_standard_path(os.environ.get("PATH"))):
+        with contextlib.suppress(DaemonError):
+            have = ".".join(map(str, binary_version("containerd", timeout=10)))
+            if have == version or have.startswith(version + "."):
+                return "containerd"
     root = _cache_root()
     try:
         names = os.listdir(root)

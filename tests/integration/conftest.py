@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 
 _HERE = Path(__file__).parent
 _ENV_ADDRESS = "PYCONTAINERD_TEST_ADDRESS"
-# Which containerd the private daemon runs: "1.6"/"system" (default: the containerd on
-# PATH, Debian 12's 1.6), "1.7", "2", "2.1" (fetched by scripts/fetch-containerd), or a
-# path to a containerd binary. A requested version that is missing is an error, not a skip.
+# Which containerd the private daemon runs: "system" (default: the containerd on PATH),
+# a version ("1.6", "1.7", "2", "2.1": the system's when it matches, else one fetched by
+# scripts/fetch-containerd), or a path to a containerd binary. A requested version that
+# is missing is an error, not a skip.
 _ENV_CONTAINERD = "PYCONTAINERD_TEST_CONTAINERD"
 # Shims exit shortly after their last task is deleted; this only bounds a hang.
 _SHIM_EXIT_DEADLINE = 30.0
@@ -85,7 +86,7 @@ def containerd_daemon(request: pytest.FixtureRequest) -> Iterator[PrivateContain
     if os.geteuid() != 0:
         pytest.skip("integration tests need root (containerd and runc run as root)")
     wanted = os.environ.get(_ENV_CONTAINERD, "system")
-    if wanted in ("", "1.6", "system"):
+    if wanted in ("", "system"):
         if shutil.which("containerd") is None:
             pytest.skip("integration tests need the containerd binary (Debian: apt-get install containerd)")
         daemon = testing.PrivateContainerd()

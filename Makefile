@@ -37,10 +37,17 @@ protos: setup
 check-protos: setup
 	$(PY) tools/gen_protos.py --check
 
+# The end-to-end and handoff tables per containerd version (results/containerd-<v>/).
 bench: setup
 	$(PY) benchmarks/fifo_throughput.py
-	$(PY) benchmarks/e2e.py
-	$(PY) benchmarks/handoff_vs_ctr.py
+	@set -e; for v in $(or $(CONTAINERD),1.6 1.7 2); do \
+	    scripts/fetch-containerd --system-has $$v || scripts/fetch-containerd -q $$v >/dev/null; \
+	    mkdir -p benchmarks/results/containerd-$$v; \
+	    echo "== containerd $$v"; \
+	    $(PY) benchmarks/e2e.py --containerd $$v --out benchmarks/results/containerd-$$v; \
+	    $(PY) benchmarks/handoff_vs_ctr.py --containerd $$v --markdown \
+	        --chart benchmarks/results/containerd-$$v/handoff.png; \
+	done
 
 clean:
 	rm -rf build *.egg-info pycontainerd/_native/_ffi*.so pycontainerd/_native/_ffi.c pycontainerd/_native/pcd-handoff

@@ -239,8 +239,9 @@ def python_feed(src: int, dst: int) -> int:
 class Bench:
     """Runs containers with each tool on one daemon, namespace and rootfs."""
 
-    def __init__(self, address: str, namespace: str, rootfs: str, workdir: Path) -> None:
+    def __init__(self, address: str, namespace: str, rootfs: str, workdir: Path, ctr: str = "ctr") -> None:
         self.address = address
+        self.ctr_binary = ctr
         self.namespace = namespace
         self.rootfs = rootfs
         self.workdir = workdir
@@ -256,7 +257,7 @@ class Bench:
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
     def ctr(self, *args: str) -> list[str]:
-        return ["ctr", "--address", self.address, "--namespace", self.namespace, *args]
+        return [self.ctr_binary, "--address", self.address, "--namespace", self.namespace, *args]
 
     def _container(self, cid: str, args: list[str]) -> Any:
         spec = oci.build(args=args, rootfs=self.rootfs, namespace=self.namespace, container_id=cid)
@@ -888,6 +889,9 @@ def options(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
     parser.add_argument("--rootfs", help="busybox rootfs to use (default: built in a temp dir)")
+    parser.add_argument("--containerd", default="system",
+                        help="containerd version for the private daemon and its ctr: system (default), "
+                        "1.6, 1.7, 2 (see scripts/fetch-containerd)")
     parser.add_argument("--out", default=str(HERE / "results"), help="where e2e.md and e2e.png go")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--json", action="store_true", help="print the medians as JSON instead of Markdown")
@@ -929,20 +933,22 @@ def main(argv: list[str] | None = None) -> int:
         return child_rss(opts)
     if os.geteuid() != 0:
         sys.exit("e2e.py needs root (containerd and runc run as root)")
-    for tool in ("containerd", "ctr", "runc", "dd"):
+    for tool in ("runc", "dd"):
         if shutil.which(tool) is None:
             sys.exit(f"e2e.py needs {tool} on PATH")
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pcd-e2e-")))
         rootfs = opts.rootfs or busybox_rootfs(tmp / "rootfs")
         address = opts.address
+        binary, ctr = "containerd", "ctr"
         if address is None:
-            daemon = PrivateContainerd()
+            daemon = PrivateContainerd(version=opts.containerd)
             stack.callback(daemon.close)
             daemon.start()
             address = daemon.address
+            binary, ctr = daemon.binary, daemon.ctr
         namespace = opts.namespace or f"pcd-e2e-{uuid.uuid4().hex[:8]}"
-        bench = Bench(address, namespace, rootfs, tmp)
+        bench = Bench(address, namespace, rootfs, tmp, ctr=ctr)
         stack.callback(bench.close)
         if opts.address is not None:
             from pycontainerd.testing import purge_namespace
@@ -953,7 +959,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         results = run_plan(bench, opts, progress)
         progress.finish()
-    info = machine()
+    info = machine(binary)
     info["load average (1 min) before/after"] = f"{load_before:.1f}/{os.getloadavg()[0]:.1f}"
     info["duration"] = f"{time.monotonic() - started:.0f} s"
     tgts = targets(results, opts)

@@ -106,9 +106,10 @@ def one_pycontainerd(
     return wall, cpu
 
 
-def one_ctr(address: str, namespace: str, rootfs: str, count: int, sink: Sink) -> tuple[float, float]:
+def one_ctr(address: str, namespace: str, rootfs: str, count: int, sink: Sink, ctr: str = "ctr"
+            ) -> tuple[float, float]:
     name = f"bench-ctr-{uuid.uuid4().hex[:8]}"
-    argv = ["ctr", "--address", address, "--namespace", namespace, "run", "--rm", "--rootfs", rootfs,
+    argv = [ctr, "--address", address, "--namespace", namespace, "run", "--rm", "--rootfs", rootfs,
             name, "/bin/dd", "if=/dev/zero", "bs=1M", f"count={count}"]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=sink.fd, stderr=subprocess.PIPE)
@@ -149,6 +150,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--address", help="an existing containerd socket (default: start a private one)")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    ap.add_argument("--containerd", default="system",
+                    help="containerd of the private daemon and its ctr: system (default), 1.6, 1.7, 2")
     ap.add_argument("--chart", default=str(Path(__file__).parent / "results" / "handoff.png"),
                     help="where the PNG chart goes ('' for none)")  # fmt: skip
     args = ap.parse_args()
@@ -165,19 +168,21 @@ def main() -> None:
     os.environ["PYCONTAINERD_STATE_DIR"] = str(base / "state")
     daemon = None
     namespace = f"pcd-bench-{uuid.uuid4().hex[:8]}"
+    binary, ctr = "containerd", "ctr"
     try:
         if args.address:
             address = args.address
         else:
-            daemon = testing.PrivateContainerd()
+            daemon = testing.PrivateContainerd(version=args.containerd)
             daemon.start()
             address = daemon.address
+            binary, ctr = daemon.binary, daemon.ctr
         rootfs = testing.busybox_rootfs(base / "rootfs")
         with Client(address, namespace=namespace) as client:
             runners: dict[str, Callable[[Sink], tuple[float, float]]] = {
                 "handoff": lambda s: one_pycontainerd(client, rootfs, count, s, handoff=True),
                 "fifo": lambda s: one_pycontainerd(client, rootfs, count, s, handoff=False),
-                "ctr": lambda s: one_ctr(address, namespace, rootfs, count, s),
+                "ctr": lambda s: one_ctr(address, namespace, rootfs, count, s, ctr),
             }
             # Warm-up: page cache, shim and helper binaries, the gRPC channel.
             for mode in MODES:
@@ -207,7 +212,7 @@ def main() -> None:
     med = {
         k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()
     }
-    print("\n" + machine_line(machine(), ("cpu", "memory", "kernel", "containerd", "runc", "python")))
+    print("\n" + machine_line(machine(binary), ("cpu", "memory", "kernel", "containerd", "runc", "python")))
     print(f"container dd {gib:g} GiB -> stdout -> sink; median of {args.rounds} rounds (order rotated)\n")
     header = ("sink", "mode", "wall s", "GiB/s", "vs ctr", "client CPU s/GiB", "CPU vs ctr")
     lines = []

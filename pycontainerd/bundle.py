@@ -23,7 +23,10 @@ Modes are exact (set with fchmod), whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from typing import Final
 
 from pycontainerd._native import fs
@@ -161,4 +164,31 @@ def prepare_bundle_dir(path: str | os.PathLike[str], uid: int, gid: int) -> str:
     return fs.bundle_userns(norm, uid, gid)
 
 
-__all__ = ["MAX_ID", "mkdir_all_and_chown_new", "mkdir_and_chown", "prepare_bundle_dir"]
+@contextlib.contextmanager
+def creating_process(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the bundle directory's lock while a task or exec is being created in it.
+
+    Two creators racing for one process id (two threads, or two programs) would
+    both pass the "does it exist?" check, both make and open the same FIFO paths,
+    and the loser's clean-up would then remove the paths the winner's shim is
+    about to open. With the lock held from that check until the Create/Exec RPC
+    has answered, the second creator finds the first one's process and is
+    refused before it touches a path. The lock is ``flock(2)`` on the directory
+    itself (no lock file in the bundle), released when the holder exits for
+    whatever reason.
+
+    Args:
+        path: The bundle directory.
+
+    Raises:
+        OSError: The directory cannot be opened (``filename`` says which).
+    """
+    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+__all__ = ["MAX_ID", "creating_process", "mkdir_all_and_chown_new", "mkdir_and_chown", "prepare_bundle_dir"]

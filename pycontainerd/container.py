@@ -26,7 +26,7 @@ from pycontainerd import _handoff_stdio, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio, null
 from pycontainerd.api.types import Container as ContainerInfo
 from pycontainerd.api.types import Descriptor, Status, TaskInfo
-from pycontainerd.bundle import mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
+from pycontainerd.bundle import creating_process, mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.fifo import FIFOSet
 from pycontainerd.idmap import spec_user
 from pycontainerd.task import Task
@@ -185,19 +185,22 @@ class Container:
             checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
             if not os.path.isdir(checkpoint_dir):
                 raise ValueError(f"checkpoint dir {checkpoint_dir!r} is not a directory")
-        # A live task owns the FIFO paths a new one would use: refuse before touching them
-        # (libcontainerd's "container already started" check).
-        try:
-            self._client.api.tasks.get(self.id, timeout=timeout)
-        except errors.NotFoundError:
-            pass
-        else:
-            raise errors.ConflictError(f"container {self.id!r} already has a task")
         checkpoint = None
         if checkpoint_dir is not None:
             checkpoint = _upload_checkpoint(self._client, checkpoint_dir, timeout)
         try:
-            return self._create_task(stdio, name, terminal, checkpoint, timeout)
+            # Held until Create has answered: a concurrent creator (thread or program)
+            # then sees our task below instead of sharing, and removing, our FIFOs.
+            with creating_process(self._fifo_dir()):
+                # A live task owns the FIFO paths a new one would use: refuse before
+                # touching them (libcontainerd's "container already started" check).
+                try:
+                    self._client.api.tasks.get(self.id, timeout=timeout)
+                except errors.NotFoundError:
+                    pass
+                else:
+                    raise errors.ConflictError(f"container {self.id!r} already has a task")
+                return self._create_task(stdio, name, terminal, checkpoint, timeout)
         finally:
             if checkpoint is not None:
                 try:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd import _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio
 from pycontainerd.api.types import DeleteResult, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
+from pycontainerd.bundle import creating_process
 
 if TYPE_CHECKING:
     from pycontainerd.client import Client
@@ -523,29 +524,32 @@ class Task(Process):
         if not isinstance(process_spec, Mapping) or not process_spec.get("args"):
             raise ValueError("process_spec must be an OCI process mapping with non-empty 'args'")
         terminal = bool(process_spec.get("terminal", False))
-        # A live exec with this id owns the FIFO paths: refuse before touching them
-        # (libcontainerd's "id already in use" check of its process map).
-        try:
-            self._client.api.tasks.get(self._container_id, exec_id, timeout=timeout)
-        except errors.NotFoundError:
-            pass
-        else:
-            raise errors.ConflictError(f"id already in use: exec {exec_id!r}")
-        fifos = stdio.fifo_set(self._bundle_dir, exec_id, terminal=terminal)
-        io = stdio.open(fifos)
-        try:
-            self._client.api.tasks.exec(
-                self._container_id, exec_id, process_spec,
-                stdin=io.stdin_path, stdout=io.stdout_path, stderr=io.stderr_path,
-                terminal=terminal, timeout=timeout,
-            )
-        except errors.AlreadyExistsError as err:
-            io.cancel()
-            io.close()
-            raise errors.ConflictError(f"id already in use: exec {exec_id!r}") from err
-        except BaseException:
-            io.cancel()
-            io.close()
-            raise
+        # Held until Exec has answered, so that a concurrent creator of the same id sees
+        # this exec below instead of sharing, and removing, its FIFOs (see creating_process).
+        with creating_process(self._bundle_dir):
+            # A live exec with this id owns the FIFO paths: refuse before touching them
+            # (libcontainerd's "id already in use" check of its process map).
+            try:
+                self._client.api.tasks.get(self._container_id, exec_id, timeout=timeout)
+            except errors.NotFoundError:
+                pass
+            else:
+                raise errors.ConflictError(f"id already in use: exec {exec_id!r}")
+            fifos = stdio.fifo_set(self._bundle_dir, exec_id, terminal=terminal)
+            io = stdio.open(fifos)
+            try:
+                self._client.api.tasks.exec(
+                    self._container_id, exec_id, process_spec,
+                    stdin=io.stdin_path, stdout=io.stdout_path, stderr=io.stderr_path,
+                    terminal=terminal, timeout=timeout,
+                )
+            except errors.AlreadyExistsError as err:
+                io.cancel()
+                io.close()
+                raise errors.ConflictError(f"id already in use: exec {exec_id!r}") from err
+            except BaseException:
+                io.cancel()
+                io.close()
+                raise
         return Process(self._client, self._container_id, exec_id, io, drain_timeout=drain_timeout)
 

@@ -18,6 +18,7 @@ connection used in a child process raises :class:`RuntimeError`; create a new cl
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import os
 import re
 import stat
@@ -28,7 +29,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import grpc
 
-from pycontainerd import errors
+from pycontainerd import _validate, errors
 from pycontainerd._proto.health.v1 import health_pb2
 
 __all__ = [
@@ -183,7 +184,10 @@ class _SharedChannel:
 
     def __init__(self, path: str, connect_timeout: float) -> None:
         self.path = path
-        self.connect_timeout = connect_timeout
+        checked = _validate.limit(connect_timeout, "connect_timeout")
+        if checked is None:
+            raise ValueError("connect_timeout must be a finite number of seconds")
+        self.connect_timeout = checked
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._pid = 0
@@ -446,7 +450,9 @@ class Connection:
         if lease is not None and not lease:
             raise ValueError("lease id must not be empty")
         self._lease = lease
-        self._timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        # math.inf is kept (a view inherits it) and means no deadline at the call.
+        checked = _validate.seconds(timeout, "timeout")
+        self._timeout = DEFAULT_TIMEOUT if checked is None else checked
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._stubs: dict[Callable[[grpc.Channel], Any], Any] = {}
@@ -524,7 +530,7 @@ class Connection:
             PermissionDeniedError: The socket is not accessible to this user.
         """
         self._shared.check()
-        limit = self._shared.connect_timeout if timeout is None else timeout
+        limit = self._shared.connect_timeout if timeout is None else _validate.limit(timeout, "timeout")
         problem = socket_problem(self.address)
         if problem is not None:
             raise problem
@@ -564,7 +570,8 @@ class Connection:
         return mapped
 
     def _deadline(self, timeout: float | None, default: float | None) -> float | None:
-        return default if timeout is None else timeout
+        chosen = default if timeout is None else _validate.seconds(timeout, "timeout")
+        return None if chosen is None or math.isinf(chosen) else chosen
 
     def unary(
         self,

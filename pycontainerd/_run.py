@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _handoff_stdio, _stdio, errors, oci
+from pycontainerd import _handoff_stdio, _stdio, _validate, errors, oci
 from pycontainerd.container import new_container
 
 if TYPE_CHECKING:
@@ -108,15 +108,24 @@ def run(
         ValueError: Conflicting or invalid arguments.
         HandoffUnavailableError: ``handoff=True`` with ``stdin`` or ``tty`` (or no helper).
     """
+    if isinstance(args, (str, bytes)):
+        # list("echo hi") would run the program "e" with arguments "c", "h", ...
+        raise TypeError(f"args must be a sequence of str (['sh', '-c', ...]), not {type(args).__name__}")
     if capture_output and (stdout is not None or stderr is not None):
         raise ValueError("stdout and stderr arguments may not be used with capture_output")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
-    ):
-        raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+    try:
+        timeout = _validate.limit(timeout, "timeout")  # inf: no limit
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
     stdio = _stdio.capture(stdin) if capture_output else _stdio.streams(stdin, stdout, stderr)
     if handoff is not False:
-        stdio = _handoff_stdio.handoff(stdio, fallback=handoff is None)
+        wrapped = _handoff_stdio.HandoffStdio(stdio, fallback=handoff is None)
+        if handoff is True:
+            # Refused before anything exists (the strategy would only find out at new_task).
+            reason = wrapped.unavailable_reason(terminal=tty)
+            if reason is not None:
+                raise _handoff_stdio.HandoffUnavailableError(reason)
+        stdio = wrapped
     own_client = client is None
     if client is None:
         from pycontainerd.client import Client

@@ -97,6 +97,8 @@ def _check_sink(sink: object) -> None:
         # by whatever is opened next (a gRPC poller, one of our FIFOs) and be
         # copied into by mistake.
         os.fstat(sink)
+    elif getattr(sink, "closed", False) is True:
+        raise ValueError(f"I/O operation on closed file: {sink!r} cannot be a stdio sink/source")
 
 
 def _check_source(source: Source | None) -> None:

@@ -10,6 +10,7 @@ naming the offending value.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal as _signal
@@ -25,6 +26,55 @@ MAX_IDENTIFIER_LENGTH = 76
 # Linux: SIGRTMAX is 64; 0 is "check only" and never a meaningful kill.
 _MAX_SIGNAL = 64
 MAX_TERMINAL_SIZE = 65535
+
+
+def seconds(value: object, what: str = "timeout") -> float | None:
+    """A duration in seconds: ``None`` (the caller's default), or a non-negative number.
+
+    ``math.inf`` is allowed and means "no limit" (callers turn it into ``None`` where
+    the API below them wants that: gRPC deadlines, ``Future.result``, timers).
+
+    Raises:
+        TypeError: Not a number (``bool`` included).
+        ValueError: NaN or negative.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, not {type(value).__name__}")
+    result = float(value)
+    if math.isnan(result):
+        raise ValueError(f"{what} must be a number of seconds, not NaN")
+    if result < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    return result
+
+
+def limit(value: object, what: str = "timeout") -> float | None:
+    """Like :func:`seconds`, with ``math.inf`` turned into ``None`` (no limit)."""
+    result = seconds(value, what)
+    return None if result is None or math.isinf(result) else result
+
+
+def process_args(process_spec: object) -> list[str]:
+    """The ``args`` of a raw OCI process mapping: a non-empty list of str, no NUL, a program named.
+
+    Raises:
+        ValueError: Not a mapping with a non-empty ``args`` list, an empty ``args[0]``,
+            or an argument containing NUL.
+        TypeError: An argument is not a str.
+    """
+    args = process_spec.get("args") if isinstance(process_spec, Mapping) else None
+    if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)) or not args:
+        raise ValueError("process_spec must be an OCI process mapping with non-empty 'args' (a list of str)")
+    for i, arg in enumerate(args):
+        if not isinstance(arg, str):
+            raise TypeError(f"process_spec['args'][{i}] must be a str, not {type(arg).__name__}")
+        if "\0" in arg:
+            raise ValueError(f"process_spec['args'][{i}] must not contain NUL: {arg!r}")
+    if not args[0]:
+        raise ValueError("process_spec['args'][0] (the program) must not be empty")
+    return list(args)
 
 
 def identifier(value: object, what: str = "id") -> str:

@@ -400,6 +400,10 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
         bundle_dir = _validate.absolute_path(bundle_dir, "bundle dir")
     _validate.no_symlinks(bundle_dir, "bundle dir")
     existed = os.path.lexists(bundle_dir)
+    # The default layout's namespace level is made on demand: a failed create removes it
+    # again when it was made here and nothing else is in it.
+    parent = os.path.dirname(bundle_dir)
+    parent_existed = os.path.lexists(parent)
     path = prepare_bundle_dir(bundle_dir, uid, gid)
     if not existed and (uid, gid) == (0, 0):
         # Only the runtime (root) opens the FIFOs: keep the directory private.
@@ -412,10 +416,21 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
             timeout=timeout,
         )
     except errors.AlreadyExistsError as err:
+        # The id belongs to another container: its bundle may be this very path (left
+        # alone), else the directory made here is empty and goes.
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+            if not parent_existed:
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)
         raise errors.ConflictError(f"id already in use: {id}") from err
     except BaseException:
         if not existed:
             with contextlib.suppress(OSError):
                 shutil.rmtree(path)
+            if not parent_existed:
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)
         raise
     return Container(client, info)

@@ -481,6 +481,9 @@ def _merge_env(base: list[str], env: object) -> list[str]:
         items = []
         for key, value in env.items():
             _check_text(key, "env key")
+            if not key or "=" in key:
+                # "A=B": "x" would reach the process as A=B=x, i.e. A set to "B=x".
+                raise ValueError(f"env key must be non-empty and contain no '=', got {key!r}")
             _check_text(value, f"env[{key!r}]")
             items.append(f"{key}={value}")
     elif isinstance(env, Sequence) and not isinstance(env, (str, bytes)):

@@ -187,14 +187,10 @@ class Process:
 
         Raises:
             TypeError: ``drain_timeout`` is not a number or None.
-            ValueError: ``drain_timeout`` is negative.
+            ValueError: ``drain_timeout`` is negative or NaN (``math.inf``: no limit).
         """
-        limit = self._drain_timeout if drain_timeout is ... else drain_timeout
-        if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, (int, float)):
-                raise TypeError("drain_timeout must be a number of seconds or None")
-            if limit < 0:
-                raise ValueError(f"drain_timeout must not be negative, got {limit}")
+        chosen = self._drain_timeout if drain_timeout is ... else drain_timeout
+        limit = _validate.limit(chosen, "drain_timeout")
         rpc = self._client.api.tasks.wait_future(self._container_id, self._exec_id, timeout=timeout)
         result: Future[ExitStatus] = Future()
         result.set_running_or_notify_cancel()
@@ -521,8 +517,8 @@ class Task(Process):
             ConflictError: The exec id is in use.
         """
         _validate.identifier(exec_id, "exec id")
-        if not isinstance(process_spec, Mapping) or not process_spec.get("args"):
-            raise ValueError("process_spec must be an OCI process mapping with non-empty 'args'")
+        _validate.process_args(process_spec)
+        _validate.seconds(drain_timeout, "drain_timeout")
         terminal = bool(process_spec.get("terminal", False))
         # Held until Exec has answered, so that a concurrent creator of the same id sees
         # this exec below instead of sharing, and removing, its FIFOs (see creating_process).

@@ -80,7 +80,9 @@ class _SessionReport:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        counts = self.counts.setdefault(self._layer(Path(str(report.fspath)).resolve()), Counter())
+        # nodeid is relative to the rootdir whatever the test did to the working directory.
+        path = (self.config.rootpath / report.nodeid.split("::", 1)[0]).resolve()
+        counts = self.counts.setdefault(self._layer(path), Counter())
         if hasattr(report, "wasxfail"):
             if report.when == "call" or report.skipped:
                 counts["xfailed"] += 1

@@ -406,8 +406,13 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
     parent_existed = os.path.lexists(parent)
     path = prepare_bundle_dir(bundle_dir, uid, gid)
     if not existed and (uid, gid) == (0, 0):
-        # Only the runtime (root) opens the FIFOs: keep the directory private.
-        os.chmod(path, 0o700)
+        # Only the runtime (root) opens the FIFOs: keep the directory private. On an fd
+        # opened without following a symlink: a path swapped since the walk is refused.
+        dirfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(dirfd, 0o700)
+        finally:
+            os.close(dirfd)
     all_labels = dict(labels or {})
     all_labels[BUNDLE_LABEL] = path
     try:

@@ -23,7 +23,11 @@ WRITABLE: int = LIB.PCD_BUNDLE_WRITABLE
 
 
 def open_dir(path: str) -> int:
-    """Open ``path`` as an ``O_PATH|O_DIRECTORY|O_CLOEXEC`` fd for the ``*at`` calls below.
+    """Open ``path`` as an ``O_PATH|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC`` fd for the ``*at`` calls below.
+
+    A symlink planted as the directory's last component is refused rather than
+    followed (``O_NOFOLLOW``), so the FIFOs are never made in a directory an
+    attacker chose.
 
     Args:
         path: The directory.
@@ -32,9 +36,10 @@ def open_dir(path: str) -> int:
         The fd; the caller closes it.
 
     Raises:
-        OSError: From open(2), e.g. ``FileNotFoundError``, ``NotADirectoryError``.
+        OSError: From open(2), e.g. ``FileNotFoundError``, ``NotADirectoryError``
+            (a symlink in the last component included).
     """
-    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def fifo_create(dirfd: int, name: str, mode: int, path: str) -> tuple[int, bool]:

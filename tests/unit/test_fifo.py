@@ -167,6 +167,20 @@ def test_symlink_is_refused(tmp_path: Path, dangling: bool) -> None:
     assert os.path.islink(fifos.stdout)  # close() removes FIFOs only
 
 
+def test_symlinked_directory_is_refused(tmp_path: Path) -> None:
+    """The FIFO directory itself swapped for a symlink: nothing is made in the victim."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    link = tmp_path / "bundle"
+    os.symlink(victim, link)
+    fifos = FIFOSet.new(link, "p", stdin=True, terminal=False)
+    with pytest.raises(NotADirectoryError):
+        fifos.create()
+    with pytest.raises(NotADirectoryError):
+        fifos.open()
+    assert os.listdir(victim) == []
+
+
 # -- close -----------------------------------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,11 @@
 #define FD_READY 5
 
 #define PROTO_VERSION 1
+#define MAX_LOGGED_ID 128
+/* How long the listener rests after accept ran out of descriptors or memory:
+ * the pending connection keeps the socket readable, so polling it at once
+ * would spin at 100% CPU until a descriptor frees. */
+#define ACCEPT_BACKOFF_MS 100
 
 static const char *g_container = "?";
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
@@ -74,7 +80,9 @@ static void logmsg(const char *fmt, ...)
 {
     /* One write per line so that concurrent loggers do not interleave. */
     char buf[512];
-    int n = snprintf(buf, sizeof(buf), "pcd-handoff[%s]: ", g_container);
+    /* The id is cut so that the message always fits: containerd allows 76-byte
+     * ids, but CONTAINER_ID comes from the environment and may be anything. */
+    int n = snprintf(buf, sizeof(buf), "pcd-handoff[%.*s]: ", MAX_LOGGED_ID, g_container);
     va_list ap;
 
     if (n < 0 || (size_t)n >= sizeof(buf))
@@ -387,21 +395,54 @@ static void serve(int conn, uid_t owner)
         logmsg("sendmsg to pid %d: %s", (int)cred.pid, n < 0 ? strerror(errno) : "short write");
 }
 
-static void accept_all(int lfd, uid_t owner)
+/* Serve every pending connection. Returns 1 when accept ran out of resources
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM): the caller stops polling the listener for
+ * a while, and the waiting client is served once a descriptor frees. */
+static int accept_all(int lfd, uid_t owner)
 {
     for (;;) {
         int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (conn < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                logmsg("accept: %s", strerror(errno));
-            /* EMFILE and the like: the next poll retries, the client waits. */
-            return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            logmsg("accept: %s", strerror(errno));
+            return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
         }
         serve(conn, owner);
         close(conn);
     }
+}
+
+/* close_range(first, ~0U); where the kernel lacks it (before 5.9) or a seccomp
+ * filter refuses it: close what /proc/self/fd lists, else every number up to
+ * the descriptor limit. try_syscall 0 forces the fallback (tests). */
+static int close_from(int first, int try_syscall)
+{
+    if (try_syscall) {
+        if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) == 0)
+            return 0;
+        if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
+            return -1;
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        int self = dirfd(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            if (*end == '\0' && end != e->d_name && fd >= first && fd != self)
+                close((int)fd);
+        }
+        closedir(d);
+        return 0;
+    }
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = first; fd < (max > 0 ? max : 1024); fd++)
+        close((int)fd);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -438,7 +479,8 @@ int main(int argc, char **argv)
     /* Hold nothing but 0-2 (/dev/null), the two read ends and the readiness
      * pipe: an inherited write end of a container pipe would keep EOF from
      * ever reaching the client. */
-    if (syscall(SYS_close_range, (unsigned)(FD_READY + 1), ~0U, 0) < 0 && errno != ENOSYS) {
+    /* PCD_HANDOFF_NO_CLOSE_RANGE=1 takes the fallback path, as an old kernel would. */
+    if (close_from(FD_READY + 1, getenv("PCD_HANDOFF_NO_CLOSE_RANGE") == NULL) < 0) {
         logmsg("close_range: %s", strerror(errno));
         return 1;
     }
@@ -500,7 +542,9 @@ int main(int argc, char **argv)
             status = 0;
             break;
         }
-        int n = poll(pfd, 4, -1);
+        int n = poll(pfd, 4, pfd[1].fd < 0 ? ACCEPT_BACKOFF_MS : -1);
+        if (pfd[1].fd < 0)
+            pfd[1].fd = l.fd; /* the rest is over: accept again */
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -518,9 +562,12 @@ int main(int argc, char **argv)
                 break;
             }
         }
-        if (pfd[1].revents & POLLIN)
-            accept_all(l.fd, cfg.owner_uid);
-        else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
+        if (n == 0)
+            continue;
+        if (pfd[1].revents & POLLIN) {
+            if (accept_all(l.fd, cfg.owner_uid))
+                pfd[1].fd = -1; /* poll ignores negative fds */
+        } else if (pfd[1].revents & (POLLERR | POLLNVAL)) {
             logmsg("listening socket failed");
             break;
         }

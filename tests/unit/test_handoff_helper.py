@@ -41,7 +41,8 @@ except handoff.HelperNotBuiltError:  # pragma: no cover - depends on the build
 class Shim:
     """The shim's half of NewBinaryIO: pipes, spawn, readiness, stop."""
 
-    def __init__(self, socket_path: str, args: list[str] | None = None, *, pipes: bool = True) -> None:
+    def __init__(self, socket_path: str, args: list[str] | None = None, *, pipes: bool = True,
+                 env: dict[str, str] | None = None, extra_fd: int | None = None) -> None:
         self.socket_path = socket_path
         self.stdout_r, self.stdout_w = os.pipe()
         self.stderr_r, self.stderr_w = os.pipe()
@@ -51,13 +52,15 @@ class Shim:
         fd3, fd4 = (self.stdout_r, self.stderr_r) if pipes else (devnull, devnull)
         # Sources above the targets first, so that no dup2 clobbers a later source.
         sources = [devnull, devnull, self.log.fileno(), fd3, fd4, ready_w]
+        if extra_fd is not None:  # a stray descriptor a careless starter leaks (fd 6 up)
+            sources.append(extra_fd)
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in sources]
         argv = [HELPER, *(args if args is not None else ["socket", socket_path])]
         try:
             self.pid = os.posix_spawn(
                 HELPER,
                 argv,
-                {"CONTAINER_ID": "ctr-1", "CONTAINER_NAMESPACE": "ns-1"},
+                {"CONTAINER_ID": "ctr-1", "CONTAINER_NAMESPACE": "ns-1", **(env or {})},
                 file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(high)],
             )
         finally:
@@ -732,3 +735,68 @@ def test_binary_uri_round_trips_through_url_parsing() -> None:
 def test_binary_uri_rejects_bad_input(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each case has one reason
         handoff.binary_uri(**kwargs)  # type: ignore[arg-type]
+
+
+# -- hardening ---------------------------------------------------------------------------------------
+
+
+def test_log_lines_survive_a_very_long_container_id(sock_dir: Path) -> None:
+    long_id = "c" * 600  # the prefix alone used to overflow the line buffer: the message was dropped
+    s = Shim(str(sock_dir / "h.sock"), pipes=False, env={"CONTAINER_ID": long_id})
+    try:
+        assert s.wait() == 1
+        text = s.stderr_text()
+        assert "not the read end of a pipe" in text
+        assert f"pcd-handoff[{'c' * 128}]: " in text
+    finally:
+        s.close()
+
+
+def test_stray_descriptors_are_closed_without_close_range(sock_dir: Path) -> None:
+    stray_r, stray_w = os.pipe()
+    try:
+        s = Shim(str(sock_dir / "h.sock"), env={"PCD_HANDOFF_NO_CLOSE_RANGE": "1"}, extra_fd=stray_w)
+    finally:
+        os.close(stray_w)
+    try:
+        assert s.readiness == b"R"
+        fds = helper_fds(s.pid)
+        assert sorted(fd for fd, target in fds.items() if target.startswith("pipe:")) == [3, 4]
+        # The stray write end is gone from the helper: its reader sees EOF.
+        assert os.read(stray_r, 1) == b""
+        assert s.stop() == 0
+    finally:
+        s.close()
+        os.close(stray_r)
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_out_of_descriptors_backs_off_instead_of_spinning(shim: Shim) -> None:
+    import resource
+    import time
+
+    used = set(helper_fds(shim.pid))
+    lowest_free = min(set(range(len(used) + 1)) - used)
+    soft, hard = resource.prlimit(shim.pid, resource.RLIMIT_NOFILE)
+    # No descriptor number below the limit is free: accept now fails with EMFILE.
+    resource.prlimit(shim.pid, resource.RLIMIT_NOFILE, (lowest_free, hard))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(shim.socket_path)  # queued in the backlog; the helper cannot accept it
+        before = _cpu_ticks(shim.pid)
+        time.sleep(1.0)
+        spent = _cpu_ticks(shim.pid) - before
+        hz = os.sysconf("SC_CLK_TCK")
+        # A busy loop burns a whole second of CPU here; a paused listener almost none.
+        assert spent < hz // 4, f"{spent} ticks of CPU in 1 s while out of descriptors"
+        assert "Too many open files" in shim.stderr_text()
+        resource.prlimit(shim.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        client.settimeout(30)
+        # Served once a descriptor is free again: the handoff header arrives.
+        assert client.recv(4) == b"PCDH"
+    finally:
+        client.close()

@@ -102,11 +102,25 @@ def run(
     Returns:
         The completed container.
 
+    If containerd goes away while the container runs (a crash, a restart), ``run``
+    waits up to :data:`RECONNECT_TIMEOUT` seconds for it to serve again and carries
+    on: the shim keeps the process and its output going meanwhile.
+
     Raises:
         ContainerError: ``check`` is set and the exit status is non-zero.
+        SinkError: ``stdout``/``stderr`` could not take every byte (a full disk, a
+            closed pipe...): the process ran to its end, the container is removed,
+            and the error carries the exit ``status``.
+        ConnectionLostError: containerd did not return within :data:`RECONNECT_TIMEOUT`
+            (the container is left; :func:`cleanup_runs` removes it later), or, on
+            containerd 1.7/2.x, the process ended while containerd was down and its
+            exit status was lost.
         TimeoutError: The timeout expired (the container was killed and removed).
-        ValueError: Conflicting or invalid arguments.
-        HandoffUnavailableError: ``handoff=True`` with ``stdin`` or ``tty`` (or no helper).
+        TypeError: ``args`` is a string, or an argument has the wrong type.
+        ValueError: Conflicting or invalid arguments (NaN or negative ``timeout``;
+            ``math.inf`` means no limit).
+        HandoffUnavailableError: ``handoff=True`` with ``stdin`` or ``tty`` (or no
+            helper), before anything is created.
     """
     if isinstance(args, (str, bytes)):
         # list("echo hi") would run the program "e" with arguments "c", "h", ...

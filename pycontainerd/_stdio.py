@@ -391,7 +391,13 @@ class ProcessIO:
             # nothing more can be delivered; EOF handling below still runs.
             pass
         finally:
-            self._close_stdin(raise_errors=False)
+            # On a terminal the end of the source is not an end of input (that is ^D,
+            # 0x04, written to it): containerd's shim hangs the console up when its
+            # stdin FIFO reaches EOF, which cuts off the output still to come. The
+            # stdin end stays open until the IO is closed (close_stdin() still closes
+            # it on request).
+            if not self.terminal:
+                self._close_stdin(raise_errors=False)
 
 
 def sink_error(names: list[str], results: list[CopyResult]) -> SinkError | None:

@@ -17,7 +17,7 @@ blocking, as every variant can use it) and copies it to a destination:
 
 Variants, each run in a fresh copying process:
 
-* ``native``: ``pycontainerd.pump.copy`` (splice, enlarged pipes, GIL released);
+* ``native``: ``pycontainerd.stdio.pump.copy`` (splice, enlarged pipes, GIL released);
 * ``python-rw``: an ``os.read``/``os.write`` loop with a 64 KiB buffer;
 * ``python-splice``: an ``os.splice`` loop (1 MiB per call);
 * ``copyfileobj``: ``shutil.copyfileobj`` between buffered file objects;
@@ -180,7 +180,7 @@ long long pcd_bench_rw32k(int src, int dst)
 
 
 def copy_native(src: int, dst: int) -> int:
-    from pycontainerd.pump import copy
+    from pycontainerd.stdio.pump import copy
 
     return copy(src, dst)
 
@@ -271,7 +271,7 @@ def child(spec: dict[str, object]) -> None:
     # Import everything a copier needs now, outside the timed region.
     import _pcd_bench_rw32k  # type: ignore[import-not-found]  # noqa: F401
 
-    import pycontainerd.pump  # noqa: F401
+    import pycontainerd.stdio.pump  # noqa: F401
 
     if spec["dest"] == "file" and spec["prefault"]:
         prefault(int(str(spec["size"])))

@@ -49,9 +49,9 @@ from pathlib import Path
 from _common import machine, machine_line
 
 from pycontainerd import testing
-from pycontainerd._handoff_stdio import available
 from pycontainerd._run import run
 from pycontainerd.client import Client
+from pycontainerd.stdio.handoff_io import available
 
 MODES = ("handoff", "fifo", "ctr")
 SINKS = ("/dev/null", "a pipe", "a file")

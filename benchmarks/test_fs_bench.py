@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pycontainerd._native import fs
+from pycontainerd._native import fifo as fs
 from pycontainerd.bundle import prepare_bundle_dir
 
 UID, GID = 100000, 100000

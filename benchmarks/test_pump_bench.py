@@ -5,7 +5,7 @@ Run with ``python -m pytest benchmarks/test_pump_bench.py --benchmark-only
 separate writer process (vmsplice from a constant buffer, so the writer is
 cheap) copied to ``/dev/null`` by
 
-* ``native``: :func:`pycontainerd.pump.copy`;
+* ``native``: :func:`pycontainerd.stdio.pump.copy`;
 * ``os-splice``: a Python ``os.splice`` loop (1 MiB per call);
 * ``copyfileobj``: :func:`shutil.copyfileobj` between buffered file objects,
 
@@ -30,7 +30,7 @@ from typing import Any
 import fifo_throughput
 import pytest
 
-from pycontainerd.pump import copy
+from pycontainerd.stdio.pump import copy
 
 SIZES = {"64K": 64 << 10, "1M": 1 << 20, "16M": 16 << 20, "256M": 256 << 20}
 

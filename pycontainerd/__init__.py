@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         SinkError,
         UnavailableError,
     )
-    from pycontainerd.fifo import FIFOSet
+    from pycontainerd.stdio.fifo import FIFOSet
     from pycontainerd.task import Process, Task
 
 # Public name -> the module that defines it.
@@ -59,7 +59,7 @@ _LAZY = {
     "NotFoundError": "pycontainerd.errors",
     "SinkError": "pycontainerd.errors",
     "UnavailableError": "pycontainerd.errors",
-    "FIFOSet": "pycontainerd.fifo",
+    "FIFOSet": "pycontainerd.stdio.fifo",
     "CompletedContainer": "pycontainerd._run",
     "run": "pycontainerd._run",
     "cleanup_runs": "pycontainerd._run",

@@ -19,8 +19,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _handoff_stdio, _stdio, _validate, errors, oci
+from pycontainerd import _validate, errors, oci
 from pycontainerd.container import new_container
+from pycontainerd.stdio import strategy
+from pycontainerd.stdio.opener import transport_for
 
 if TYPE_CHECKING:
     from pycontainerd.client import Client
@@ -131,15 +133,11 @@ def run(
         timeout = _validate.limit(timeout, "timeout")  # inf: no limit
     except TypeError as exc:
         raise ValueError(str(exc)) from None
-    stdio = _stdio.capture(stdin) if capture_output else _stdio.streams(stdin, stdout, stderr)
+    stdio = strategy.capture(stdin) if capture_output else strategy.streams(stdin, stdout, stderr)
     if handoff is not False:
-        wrapped = _handoff_stdio.HandoffStdio(stdio, fallback=handoff is None)
-        if handoff is True:
-            # Refused before anything exists (the strategy would only find out at new_task).
-            reason = wrapped.unavailable_reason(terminal=tty)
-            if reason is not None:
-                raise _handoff_stdio.HandoffUnavailableError(reason)
-        stdio = wrapped
+        stdio = strategy.handoff(stdio, fallback=handoff is None)
+        # Refused before anything exists (new_task would only find out with a container made).
+        transport_for(stdio, terminal=tty)
     own_client = client is None
     if client is None:
         from pycontainerd.client import Client
@@ -159,7 +157,7 @@ def run(
     return result
 
 
-def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: _stdio.Stdio,
+def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: strategy.Stdio,
             args: list[str], timeout: float | None) -> CompletedContainer:
     container = new_container(client, container_id, spec, labels={RUN_OWNER_LABEL: _owner_token()})
     try:

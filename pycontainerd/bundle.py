@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator
 from typing import Final
 
-from pycontainerd._native import fs
+from pycontainerd._native import bundle as _bundle
 
 #: The largest valid uid/gid: ``(uid_t)-1`` means "unchanged" to chown(2).
 MAX_ID: Final = 2**32 - 2
@@ -92,7 +92,7 @@ def mkdir_all_and_chown_new(path: str | os.PathLike[str], mode: int, uid: int, g
     _check_mode(mode)
     _check_id(uid, "uid")
     _check_id(gid, "gid")
-    fs.mkdir_all_new(norm, mode, uid, gid)
+    _bundle.mkdir_all_new(norm, mode, uid, gid)
 
 
 def mkdir_and_chown(path: str | os.PathLike[str], mode: int, uid: int, gid: int) -> None:
@@ -122,7 +122,7 @@ def mkdir_and_chown(path: str | os.PathLike[str], mode: int, uid: int, gid: int)
     _check_mode(mode)
     _check_id(uid, "uid")
     _check_id(gid, "gid")
-    fs.mkdir_chown(norm, mode, uid, gid)
+    _bundle.mkdir_chown(norm, mode, uid, gid)
 
 
 def prepare_bundle_dir(path: str | os.PathLike[str], uid: int, gid: int) -> str:
@@ -159,9 +159,9 @@ def prepare_bundle_dir(path: str | os.PathLike[str], uid: int, gid: int) -> str:
     _check_id(uid, "uid")
     _check_id(gid, "gid")
     if uid == 0 and gid == 0:
-        fs.mkdir_all_new(norm, 0o755, 0, 0)
+        _bundle.mkdir_all_new(norm, 0o755, 0, 0)
         return norm
-    return fs.bundle_userns(norm, uid, gid)
+    return _bundle.bundle_userns(norm, uid, gid)
 
 
 @contextlib.contextmanager

@@ -22,13 +22,12 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _handoff_stdio, _validate, errors
-from pycontainerd._stdio import ProcessIO, Stdio, null
+from pycontainerd import _validate, errors, task
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Descriptor, Status, TaskInfo
-from pycontainerd.bundle import creating_process, mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
-from pycontainerd.fifo import FIFOSet
+from pycontainerd.api.types import Descriptor
+from pycontainerd.bundle import mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.idmap import spec_user
+from pycontainerd.stdio.strategy import Stdio, null
 from pycontainerd.task import Task
 
 _log = logging.getLogger(__name__)
@@ -100,9 +99,6 @@ class Container:
         self._info = _get(self._client, self.id, timeout)
         return self
 
-    def _task(self, io: ProcessIO, pid: int) -> Task:
-        return Task(self._client, self.id, io, pid=pid, bundle_dir=self.bundle_dir, io_ids=self._io_ids())
-
     def _io_ids(self) -> tuple[int, int]:
         return spec_user(self.spec)
 
@@ -123,20 +119,6 @@ class Container:
             else:
                 mkdir_and_chown(path, 0o700, uid, gid)
         return path
-
-    def _loaded_fifos(self, info: TaskInfo) -> FIFOSet | None:
-        """Every FIFO path Tasks/Get reports for a process: removed when its handle is deleted."""
-        if not info.stdout:
-            return None
-        try:
-            return FIFOSet.from_paths(
-                stdin=info.stdin or None,
-                stdout=info.stdout,
-                stderr=(info.stderr or None) if not info.terminal else None,
-                terminal=info.terminal,
-            )
-        except ValueError:
-            return None  # not FIFO paths this client could have made (relative, URIs): leave them
 
     def _task_options(self) -> Any:
         from pycontainerd._proto.runc.options import oci_pb2
@@ -189,54 +171,17 @@ class Container:
         if checkpoint_dir is not None:
             checkpoint = _upload_checkpoint(self._client, checkpoint_dir, timeout)
         try:
-            # Held until Create has answered: a concurrent creator (thread or program)
-            # then sees our task below instead of sharing, and removing, our FIFOs.
-            with creating_process(self._fifo_dir()):
-                # A live task owns the FIFO paths a new one would use: refuse before
-                # touching them (libcontainerd's "container already started" check).
-                try:
-                    self._client.api.tasks.get(self.id, timeout=timeout)
-                except errors.NotFoundError:
-                    pass
-                else:
-                    raise errors.ConflictError(f"container {self.id!r} already has a task")
-                return self._create_task(stdio, name, terminal, checkpoint, timeout)
+            return task.new_task(
+                self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
+                terminal=terminal, fifo_name=name, checkpoint=checkpoint, options=self._task_options(),
+                timeout=timeout,
+            )
         finally:
             if checkpoint is not None:
                 try:
                     self._client.api.content.delete(checkpoint.digest, timeout=timeout)
                 except errors.ContainerdError as err:
                     _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
-
-    def _create_task(self, stdio: Stdio, name: str, terminal: bool, checkpoint: Descriptor | None,
-                     timeout: float | None) -> Task:
-        fifos = stdio.fifo_set(self._fifo_dir(), name, terminal=terminal)
-        io = stdio.open(fifos)
-        try:
-            pid = self._client.api.tasks.create(
-                self.id, stdin=io.stdin_path, stdout=io.stdout_path, stderr=io.stderr_path,
-                terminal=terminal, checkpoint=checkpoint, options=self._task_options(), timeout=timeout,
-            )
-        except errors.AlreadyExistsError as err:
-            io.cancel()
-            io.close()
-            raise errors.ConflictError(f"container {self.id!r} already has a task") from err
-        except BaseException:
-            io.cancel()
-            io.close()
-            raise
-        task = self._task(io, pid)
-        try:
-            io.process_created()
-        except BaseException:
-            task._cleanup_failed_start(started=False)  # kill, wait, delete; removes the FIFOs
-            raise
-        # The process exists from Create on: CloseIO may be sent from now (libcontainerd's
-        # stdinCloseSync). Not for a terminal: CloseIO hangs up the console, and before Start
-        # that makes Start fail ("cannot start a container that has stopped").
-        if not terminal:
-            io.set_stdin_closer(task._close_io)
-        return task
 
     def task(self, *, timeout: float | None = None) -> Task:
         """The container's task without attaching its IO.
@@ -247,10 +192,8 @@ class Container:
         Raises:
             NotFoundError: The container has no task.
         """
-        info = self._client.api.tasks.get(self.id, timeout=timeout)
-        io = ProcessIO(self._loaded_fifos(info), None)
-        io.done.set_result(None)
-        return self._task(io, info.pid)
+        return task.load_task(self._client, self.id, bundle_dir=self.bundle_dir, io_ids=self._io_ids(),
+                              timeout=timeout)
 
     def attach_task(self, stdio: Stdio, *, timeout: float | None = None) -> Task:
         """Reattach to the running task (after this process restarted): reopen its FIFOs.
@@ -273,29 +216,8 @@ class Container:
         Raises:
             NotFoundError: The container has no task.
         """
-        info = self._client.api.tasks.get(self.id, timeout=timeout)
-        every = self._loaded_fifos(info)
-        io: ProcessIO
-        handed = _handoff_stdio.reattach(stdio, info)  # None unless the task uses the handoff
-        if handed is not None:
-            io = handed
-        elif every is None or info.status is Status.UNKNOWN or not stdio.needs_fifos:
-            io = ProcessIO(every, None)
-            io.done.set_result(None)
-        else:
-            opened = FIFOSet.from_paths(
-                stdin=every.stdin if stdio.stdin else None,
-                stdout=every.stdout,
-                stderr=every.stderr,
-                terminal=every.terminal,
-            )
-            io = stdio.open(opened)
-            if opened.paths != every.paths:
-                io._cleanup.append(every)
-            _poke_writers(opened)
-        task = self._task(io, info.pid)
-        io.set_stdin_closer(task._close_io)
-        return task
+        return task.attach_task(self._client, self.id, bundle_dir=self.bundle_dir, io_ids=self._io_ids(),
+                                stdio=stdio, timeout=timeout)
 
     def delete(self, *, timeout: float | None = None) -> None:
         """Delete the container and remove its bundle dir (``LIBCONTAINERD_NOCLEAN=1`` keeps it).
@@ -312,26 +234,6 @@ class Container:
         self._client.api.containers.delete(self.id, timeout=timeout)
         if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
             _remove_bundle(self.bundle_dir, self.id, self._client.namespace)
-
-
-def _poke_writers(fifos: FIFOSet) -> None:
-    """Connect and drop a writer on each reattached output FIFO.
-
-    A read end only reports EOF once a writer has connected and left. If the
-    shim already closed its end (the process exited and its output was
-    copied), no writer would ever come and the drain would wait forever; after
-    this poke the reader sees EOF as soon as no *other* writer (the shim, still
-    copying) holds the FIFO. Our own read end is open, so the non-blocking
-    write open cannot fail with ENXIO.
-    """
-    for path in (fifos.stdout, fifos.stderr):
-        if path is None:
-            continue
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError:
-            continue  # not openable: then it was not opened for reading either
-        os.close(fd)
 
 
 def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:

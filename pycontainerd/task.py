@@ -19,19 +19,21 @@ import contextlib
 import logging
 import signal as _signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _validate, errors
-from pycontainerd._stdio import ProcessIO, Stdio
-from pycontainerd.api.types import DeleteResult, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
+from pycontainerd.api.types import DeleteResult, Descriptor, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
 from pycontainerd.bundle import creating_process
+from pycontainerd.stdio.opener import loaded_io, open_io, reattach_io
+from pycontainerd.stdio.process_io import IOConfig, ProcessIO
+from pycontainerd.stdio.strategy import Stdio
 
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["ExitStatus", "Process", "Task"]
+__all__ = ["ExitStatus", "Process", "Task", "attach_task", "load_task", "new_task"]
 
 _log = logging.getLogger(__name__)
 
@@ -365,6 +367,19 @@ class Task(Process):
     def _kind(self) -> str:
         return "task"
 
+    def _created(self) -> None:
+        # The shim sets up a task's IO at Create (an exec's at Start).
+        try:
+            self._io.process_created()
+        except BaseException:
+            self._cleanup_failed_start(started=False)  # kill, wait, delete; removes the FIFOs
+            raise
+        # The process exists from Create on: CloseIO may be sent from now (libcontainerd's
+        # stdinCloseSync). Not for a terminal: CloseIO hangs up the console, and before Start
+        # that makes Start fail ("cannot start a container that has stopped"); start() does it.
+        if not self._io.terminal:
+            self._io.set_stdin_closer(self._close_io)
+
     def start(self, *, timeout: float | None = None) -> int:
         """Start the init process (arm :meth:`wait` first).
 
@@ -520,32 +535,113 @@ class Task(Process):
         _validate.process_args(process_spec)
         _validate.seconds(drain_timeout, "drain_timeout")
         terminal = bool(process_spec.get("terminal", False))
-        # Held until Exec has answered, so that a concurrent creator of the same id sees
-        # this exec below instead of sharing, and removing, its FIFOs (see creating_process).
-        with creating_process(self._bundle_dir):
-            # A live exec with this id owns the FIFO paths: refuse before touching them
-            # (libcontainerd's "id already in use" check of its process map).
-            try:
-                self._client.api.tasks.get(self._container_id, exec_id, timeout=timeout)
-            except errors.NotFoundError:
-                pass
-            else:
-                raise errors.ConflictError(f"id already in use: exec {exec_id!r}")
-            fifos = stdio.fifo_set(self._bundle_dir, exec_id, terminal=terminal)
-            io = stdio.open(fifos)
-            try:
-                self._client.api.tasks.exec(
-                    self._container_id, exec_id, process_spec,
-                    stdin=io.stdin_path, stdout=io.stdout_path, stderr=io.stderr_path,
-                    terminal=terminal, timeout=timeout,
-                )
-            except errors.AlreadyExistsError as err:
-                io.cancel()
-                io.close()
-                raise errors.ConflictError(f"id already in use: exec {exec_id!r}") from err
-            except BaseException:
-                io.cancel()
-                io.close()
-                raise
+
+        def rpc(config: IOConfig) -> int:
+            self._client.api.tasks.exec(
+                self._container_id, exec_id, process_spec,
+                stdin=config.stdin, stdout=config.stdout, stderr=config.stderr,
+                terminal=terminal, timeout=timeout,
+            )
+            return 0
+
+        io, _ = _create_process(
+            self._client, self._container_id, exec_id, directory=self._bundle_dir, name=exec_id, stdio=stdio,
+            terminal=terminal, rpc=rpc, conflict=f"id already in use: exec {exec_id!r}", timeout=timeout,
+        )
         return Process(self._client, self._container_id, exec_id, io, drain_timeout=drain_timeout)
 
+
+def _create_process(client: Client, container_id: str, exec_id: str, *, directory: str, name: str,
+                    stdio: Stdio, terminal: bool, rpc: Callable[[IOConfig], int], conflict: str,
+                    timeout: float | None) -> tuple[ProcessIO, int]:
+    """The one create-process sequence of tasks and execs: lock, refuse a live one, open the IO, RPC.
+
+    Returns:
+        The process's IO and the pid the RPC returned; on failure the IO is closed again.
+    """
+    # Held until the RPC has answered: a concurrent creator of the same process
+    # (thread or program) then sees ours below instead of sharing, and removing, its FIFOs.
+    with creating_process(directory):
+        # A live process owns the FIFO paths a new one would use: refuse before touching
+        # them (libcontainerd's "container already started" / "id already in use").
+        try:
+            client.api.tasks.get(container_id, exec_id, timeout=timeout)
+        except errors.NotFoundError:
+            pass
+        else:
+            raise errors.ConflictError(conflict)
+        io = open_io(stdio, directory, name, terminal=terminal)
+        try:
+            pid = rpc(io.config)
+        except errors.AlreadyExistsError as err:
+            io.cancel()
+            io.close()
+            raise errors.ConflictError(conflict) from err
+        except BaseException:
+            io.cancel()
+            io.close()
+            raise
+    return io, pid
+
+
+def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tuple[int, int], stdio: Stdio,
+             terminal: bool, fifo_name: str, checkpoint: Descriptor | None, options: Any,
+             timeout: float | None) -> Task:
+    """Create a container's task (``Container.new_task`` checks and prepares the arguments).
+
+    Args:
+        client: The client.
+        container_id: The container.
+        bundle_dir: Its bundle dir, which holds the FIFOs.
+        io_ids: The host uid/gid of the container's root (the owner of its IO).
+        stdio: How the init process's stdio is wired.
+        terminal: Whether it has a terminal.
+        fifo_name: The process's name in the FIFO paths.
+        checkpoint: A checkpoint to restore from.
+        options: The runtime's task options.
+        timeout: Deadline of each RPC.
+
+    Returns:
+        The created task (not started).
+
+    Raises:
+        ConflictError: The container already has a task (before any FIFO is touched).
+    """
+    def rpc(config: IOConfig) -> int:
+        return client.api.tasks.create(
+            container_id, stdin=config.stdin, stdout=config.stdout, stderr=config.stderr,
+            terminal=terminal, checkpoint=checkpoint, options=options, timeout=timeout,
+        )
+
+    io, pid = _create_process(
+        client, container_id, "", directory=bundle_dir, name=fifo_name, stdio=stdio, terminal=terminal,
+        rpc=rpc, conflict=f"container {container_id!r} already has a task", timeout=timeout,
+    )
+    task = Task(client, container_id, io, pid=pid, bundle_dir=bundle_dir, io_ids=io_ids)
+    task._created()
+    return task
+
+
+def attach_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tuple[int, int], stdio: Stdio,
+                timeout: float | None) -> Task:
+    """The running task of a container, with its IO reattached (see ``Container.attach_task``).
+
+    Raises:
+        NotFoundError: The container has no task.
+    """
+    info = client.api.tasks.get(container_id, timeout=timeout)
+    task = Task(client, container_id, reattach_io(stdio, info), pid=info.pid, bundle_dir=bundle_dir,
+                io_ids=io_ids)
+    task.io.set_stdin_closer(task._close_io)
+    return task
+
+
+def load_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tuple[int, int],
+              timeout: float | None) -> Task:
+    """The task of a container without its IO; deleting it still removes its FIFOs (see ``Container.task``).
+
+    Raises:
+        NotFoundError: The container has no task.
+    """
+    info = client.api.tasks.get(container_id, timeout=timeout)
+    return Task(client, container_id, loaded_io(info), pid=info.pid, bundle_dir=bundle_dir, io_ids=io_ids)

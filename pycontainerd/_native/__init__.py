@@ -2,7 +2,7 @@
 
 .. warning::
    Hazardous materials. These are thin, C-shaped calls with raw file
-   descriptors and no safety net. Use :mod:`pycontainerd.fifo`,
+   descriptors and no safety net. Use :mod:`pycontainerd.stdio.fifo`,
    :mod:`pycontainerd.bundle` and :mod:`pycontainerd.stdio` instead.
 
 Every C function returns ``>= 0`` on success and ``-errno`` on failure;

@@ -2,7 +2,7 @@
 
 .. warning::
    Hazardous materials: raw descriptors, no ownership. Use
-   :mod:`pycontainerd.pump` (or :mod:`pycontainerd.stdio`) instead.
+   :mod:`pycontainerd.stdio.pump` (or :mod:`pycontainerd.stdio`) instead.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import os
 import pytest
 
 from pycontainerd import errors, oci, stdio
-from pycontainerd._stdio import ProcessIO
 from pycontainerd.client import Client
+from pycontainerd.stdio import ProcessIO
 from pycontainerd.task import Task
 
 BAD_IDS = ["", ".", "..", "/", "a/b", "../x", "a" * 77, "-x", "x-", "a..b", "a b", "a\0b"]

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from pycontainerd import handoff
-from pycontainerd.pump import copy_streams
+from pycontainerd.stdio import handoff_helper as handoff
+from pycontainerd.stdio.pump import copy_streams
 
 pytestmark = [
     pytest.mark.integration,
@@ -357,7 +357,7 @@ def test_exec_with_handoff(ctr: Ctr, io_dir: Path, tmp_path: Path) -> None:
 
 READ_PART = """
 import os, sys
-from pycontainerd import handoff
+from pycontainerd.stdio import handoff_helper as handoff
 pipes = handoff.receive(sys.argv[1])
 want, got = int(sys.argv[2]), bytearray()
 while len(got) < want:

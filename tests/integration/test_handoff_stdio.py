@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from pycontainerd import errors, oci, stdio
-from pycontainerd._handoff_stdio import HandoffIO, available, socket_from_uri
 from pycontainerd.api.types import Status
 from pycontainerd.container import Container
+from pycontainerd.stdio.handoff_io import HandoffIO, available, socket_from_uri
 
 pytestmark = pytest.mark.skipif(not available(), reason="pcd-handoff is not built")
 

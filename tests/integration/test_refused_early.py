@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from pycontainerd import errors, oci, stdio
-from pycontainerd._handoff_stdio import HandoffUnavailableError
 from pycontainerd._run import run
 from pycontainerd.client import Client
 from pycontainerd.container import default_state_dir
+from pycontainerd.stdio import HandoffUnavailableError
 
 
 def nothing_left(client) -> None:

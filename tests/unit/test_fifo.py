@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pycontainerd.fifo import FIFO_MODE, FIFOCancelledError, FIFOPipes, FIFOSet
+from pycontainerd.stdio.fifo import FIFO_MODE, FIFOCancelledError, FIFOPipes, FIFOSet
 
 # Generous upper bound for waits that must succeed; never asserted as a duration.
 PATIENCE = 30.0

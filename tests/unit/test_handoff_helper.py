@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from pycontainerd import handoff
+from pycontainerd.stdio import handoff_helper as handoff
 
 NOBODY = 65534
 

@@ -7,18 +7,19 @@ import socket
 
 import pytest
 
-from pycontainerd import handoff, stdio
-from pycontainerd._handoff_stdio import (
+from pycontainerd import stdio
+from pycontainerd.stdio import handoff_helper as handoff
+from pycontainerd.stdio.fifo_io import FIFOIO
+from pycontainerd.stdio.handoff_io import (
     HandoffIO,
-    HandoffStdio,
-    HandoffTarget,
     _remove_stale_socket,
     _splices_losslessly,
     available,
     socket_from_uri,
     socket_path,
 )
-from pycontainerd.fifo import FIFOSet
+from pycontainerd.stdio.opener import open_io, transport_for
+from pycontainerd.stdio.process_io import ProcessIO
 
 needs_helper = pytest.mark.skipif(not available(), reason="pcd-handoff is not built")
 
@@ -48,21 +49,39 @@ def test_socket_from_uri_rejects_others(uri):
 
 
 @needs_helper
-def test_fifo_set_target_and_fallbacks(tmp_path):
-    strategy = stdio.handoff(stdio.capture())
-    assert isinstance(strategy, HandoffStdio)
-    target = strategy.fifo_set(str(tmp_path), "c1", terminal=False)
-    assert isinstance(target, HandoffTarget)
-    assert target.socket_path == str(tmp_path / "c1-handoff.sock")
-    # Terminal and stdin fall back to the wrapped strategy's FIFOs.
-    tty = strategy.fifo_set(str(tmp_path), "c1", terminal=True)
-    assert type(tty) is FIFOSet
-    assert tty.stderr is None
-    with_stdin = stdio.handoff(stdio.capture(b"in")).fifo_set(str(tmp_path), "c1", terminal=False)
-    assert type(with_stdin) is FIFOSet
-    assert with_stdin.stdin is not None
-    # null() has nothing to copy: it stays FIFO-less.
-    assert stdio.handoff(stdio.null()).fifo_set(str(tmp_path), "c1", terminal=False) is None
+def test_transport_choice_and_fallbacks():
+    auto = stdio.handoff(stdio.capture())
+    assert auto.transport is stdio.Transport.AUTO
+    assert transport_for(auto, terminal=False) is stdio.Transport.HANDOFF
+    # Terminal and stdin fall back to FIFOs.
+    assert transport_for(auto, terminal=True) is stdio.Transport.FIFO
+    assert transport_for(stdio.handoff(stdio.capture(b"in")), terminal=False) is stdio.Transport.FIFO
+    # null() has nothing to copy: no IO at all, whatever the transport.
+    assert transport_for(stdio.handoff(stdio.null()), terminal=False) is None
+    # The FIFO transport is the default, even for a strategy the handoff could carry.
+    assert transport_for(stdio.capture(), terminal=False) is stdio.Transport.FIFO
+
+
+@needs_helper
+def test_any_strategy_with_sinks_can_use_the_handoff(tmp_path):
+    with open(tmp_path / "out", "wb") as out:
+        for strategy in (stdio.capture(), stdio.streams(stdout=out), stdio.log_file(tmp_path / "log"),
+                         stdio.inherit()):
+            assert transport_for(stdio.handoff(strategy), terminal=False) is stdio.Transport.HANDOFF
+
+
+@needs_helper
+def test_open_io_per_transport(tmp_path):
+    fifo = open_io(stdio.capture(), str(tmp_path), "c1", terminal=True)
+    try:
+        assert isinstance(fifo, FIFOIO)
+        assert fifo.config.stdout == str(tmp_path / "c1-stdout")
+        assert fifo.config.stderr == ""  # a terminal has no stderr stream
+    finally:
+        fifo.close()
+    nothing = open_io(stdio.handoff(stdio.null()), str(tmp_path), "c1", terminal=False)
+    assert type(nothing) is ProcessIO
+    assert nothing.done.done()
     assert os.listdir(tmp_path) == []
 
 
@@ -74,22 +93,23 @@ def test_fifo_set_target_and_fallbacks(tmp_path):
 ])
 def test_fallback_false_raises(tmp_path, inner, terminal, match):
     with pytest.raises(stdio.HandoffUnavailableError, match=match):
-        stdio.handoff(inner, fallback=False).fifo_set(str(tmp_path), "c1", terminal=terminal)
+        open_io(stdio.handoff(inner, fallback=False), str(tmp_path), "c1", terminal=terminal)
+    assert os.listdir(tmp_path) == []
 
 
 def test_handoff_requires_a_strategy():
     with pytest.raises(TypeError):
         stdio.handoff(1)  # type: ignore[arg-type]
     inner = stdio.capture()
-    assert stdio.handoff(stdio.handoff(inner)).inner is inner  # type: ignore[attr-defined]
+    twice = stdio.handoff(stdio.handoff(inner))
+    assert twice.outputs is inner.outputs
+    assert twice.transport is stdio.Transport.AUTO
 
 
 @needs_helper
 def test_open_builds_uri_and_closes_cleanly(tmp_path):
-    strategy = stdio.handoff(stdio.capture())
-    target = strategy.fifo_set(str(tmp_path), "c1", terminal=False)
     before = len(os.listdir("/proc/self/fd"))
-    io = strategy.open(target)
+    io = open_io(stdio.handoff(stdio.capture()), str(tmp_path), "c1", terminal=False)
     assert isinstance(io, HandoffIO)
     assert socket_from_uri(io.stdout_path) == str(tmp_path / "c1-handoff.sock")
     assert io.stderr_path == io.stdout_path

@@ -32,7 +32,7 @@ import pytest
 
 from pycontainerd import stdio
 from pycontainerd._native import pump as native
-from pycontainerd.pump import CancelToken, CopyResult, copy, copy_streams
+from pycontainerd.stdio.pump import CancelToken, CopyResult, copy, copy_streams
 
 MAX_SIZE = 2**27 + 1
 SIZES = sorted({2**k + d for k in range(28) for d in (-1, 0, 1)})
@@ -453,7 +453,7 @@ def test_fifo_writer_that_connects_and_leaves_gives_eof(tmp_path: Path) -> None:
 _EPIPE_CHILD = textwrap.dedent(
     r"""
     import os, signal, socket, sys, threading
-    from pycontainerd.pump import copy, copy_streams
+    from pycontainerd.stdio.pump import copy, copy_streams
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     DATA = os.urandom(4 << 20)

@@ -33,7 +33,7 @@ import threading
 from types import TracebackType
 from typing import Final
 
-from pycontainerd._native import fs
+from pycontainerd._native import fifo as _fifo
 
 #: Mode of every FIFO :meth:`FIFOSet.create` makes (exact, umask-independent).
 FIFO_MODE: Final = 0o600
@@ -116,9 +116,9 @@ class PendingFIFO:
     def _open_writer(cls, path: str) -> PendingFIFO:
         end = cls(path)
         directory, name = os.path.split(path)
-        dirfd = fs.open_dir(directory)
+        dirfd = _fifo.open_dir(directory)
         try:
-            end._handle, end._dev, end._ino = fs.fifo_open_path(dirfd, name, path)
+            end._handle, end._dev, end._ino = _fifo.fifo_open_path(dirfd, name, path)
         finally:
             os.close(dirfd)
         thread = threading.Thread(target=end._run, name=f"pycontainerd-fifo-open {path}", daemon=True)
@@ -134,7 +134,7 @@ class PendingFIFO:
     def _run(self) -> None:
         assert self._handle is not None
         try:
-            fd = fs.fifo_reopen(self._handle, os.O_WRONLY, self._dev, self._ino, self.path)
+            fd = _fifo.fifo_reopen(self._handle, os.O_WRONLY, self._dev, self._ino, self.path)
         except OSError as exc:
             with self._lock:
                 self._error = exc
@@ -211,7 +211,7 @@ class PendingFIFO:
         assert self._handle is not None
         while thread.is_alive():
             try:
-                peer = fs.fifo_reopen(
+                peer = _fifo.fifo_reopen(
                     self._handle, os.O_RDONLY | os.O_NONBLOCK, self._dev, self._ino, self.path
                 )
             except OSError:
@@ -414,9 +414,9 @@ class FIFOSet:
         try:
             for path in self.paths:
                 directory, name = os.path.split(path)
-                dirfd = fs.open_dir(directory)
+                dirfd = _fifo.open_dir(directory)
                 try:
-                    fd, new = fs.fifo_create(dirfd, name, FIFO_MODE, path)
+                    fd, new = _fifo.fifo_create(dirfd, name, FIFO_MODE, path)
                 finally:
                     os.close(dirfd)
                 opened[path] = fd

@@ -62,6 +62,7 @@ __all__ = [
     "HandoffRefusedError",
     "HelperNotBuiltError",
     "binary_uri",
+    "connect",
     "helper_path",
     "receive",
     "wait_socket",
@@ -108,7 +109,8 @@ def helper_path() -> str:
     Raises:
         HelperNotBuiltError: The executable is missing or not executable.
     """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_native", HELPER_NAME)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(package, "_native", HELPER_NAME)
     if not os.access(path, os.X_OK):
         raise HelperNotBuiltError(
             errno.ENOENT, f"{HELPER_NAME} is not built; run `pip install -e .` in the source tree", path
@@ -215,13 +217,22 @@ class HandoffPipes:
         return f"HandoffPipes(stdout={self.stdout}, stderr={self.stderr})"
 
 
-def _connect(sock: socket.socket, path: str) -> None:
-    """Connect, reaching a path longer than ``sun_path`` through its directory fd."""
+def connect(sock: socket.socket, path: str) -> None:
+    """Connect a unix socket to ``path``, reaching one longer than ``sun_path`` through its directory fd.
+
+    Args:
+        sock: An ``AF_UNIX`` socket.
+        path: The socket's path (absolute).
+
+    Raises:
+        OSError: From connect(2) (``ConnectionRefusedError``: nobody listens), or
+            opening the directory (a symlink as its last component is refused).
+    """
     if len(os.fsencode(path)) <= _SUN_PATH_MAX:
         sock.connect(path)
         return
     directory, base = os.path.split(path)
-    dirfd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    dirfd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         sock.connect(f"/proc/self/fd/{dirfd}/{base}")
     finally:
@@ -267,7 +278,7 @@ def receive(socket_path: str, *, timeout: float | None = 10.0) -> HandoffPipes:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(timeout)
-            _connect(sock, socket_path)
+            connect(sock, socket_path)
             flags, pid = _receive_message(sock, socket_path, fds)
     except TimeoutError as exc:
         _close_all(fds)

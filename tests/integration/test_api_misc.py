@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,13 +141,18 @@ def test_ctr_sees_and_kills_our_task(client: Client, rootfs: str, containerd_add
 
 
 @pytest.mark.skipif(CTR is None, reason="needs the ctr binary (Debian package containerd)")
-def test_we_wait_for_and_delete_a_ctr_container(client: Client, rootfs: str, containerd_address: str) -> None:
+def test_we_wait_for_and_delete_a_ctr_container(client: Client, rootfs: str, containerd_address: str,
+                                                tmp_path: Path) -> None:
     cid = f"ctr-{uuid.uuid4().hex[:8]}"
     _ctr(
         containerd_address,
         client.namespace,
         "run",
         "--detach",
+        # Not ctr's default /run/containerd/fifo: this task is deleted by us, not by
+        # ctr, so nobody would remove its FIFOs there.
+        "--fifo-dir",
+        str(tmp_path),
         "--env",
         "PATH=/bin",
         "--rootfs",

@@ -22,6 +22,20 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd._version import __version__
 
 if TYPE_CHECKING:
+    # The submodules, as attributes (the redundant aliases mark them re-exported).
+    from pycontainerd import api as api
+    from pycontainerd import bundle as bundle
+    from pycontainerd import client as client
+    from pycontainerd import container as container
+    from pycontainerd import daemon as daemon
+    from pycontainerd import errors as errors
+    from pycontainerd import events as events
+    from pycontainerd import idmap as idmap
+    from pycontainerd import oci as oci
+    from pycontainerd import stdio as stdio
+    from pycontainerd import task as task
+    from pycontainerd import testing as testing
+    from pycontainerd import typeurl as typeurl
     from pycontainerd._run import CompletedContainer, cleanup_runs, run
     from pycontainerd.api.types import ExitStatus, Status
     from pycontainerd.client import Client
@@ -67,10 +81,18 @@ _LAZY = {
     "Task": "pycontainerd.task",
 }
 
+# Public submodules, reachable as attributes after ``import pycontainerd`` (pycontainerd.stdio.null()).
+_SUBMODULES = frozenset({
+    "api", "bundle", "client", "container", "daemon", "errors", "events", "idmap", "oci", "stdio", "task",
+    "testing", "typeurl",
+})
+
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"pycontainerd.{name}")
     else:
         raise AttributeError(f"module 'pycontainerd' has no attribute {name!r}")
     globals()[name] = value
@@ -78,7 +100,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
 
 
 __all__ = [

@@ -114,8 +114,9 @@ class FIFOIO(ProcessIO):
                     os.close(src)
             else:
                 copy(source, fd, cancel=self._in_cancel)
-        except OSError:
-            # The reader went away (process exited, or the open was cancelled):
+        except (OSError, ValueError):
+            # The reader went away (process exited, or the open was cancelled), or
+            # close_stdin() closed our end before we got to it (ValueError):
             # nothing more can be delivered; EOF handling below still runs.
             pass
         finally:

@@ -165,25 +165,38 @@ def prepare_bundle_dir(path: str | os.PathLike[str], uid: int, gid: int) -> str:
 
 
 @contextlib.contextmanager
-def creating_process(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the bundle directory's lock while a task or exec is being created in it.
+def process_lock(path: str | os.PathLike[str], *, missing_ok: bool = False) -> Iterator[None]:
+    """Hold the bundle directory's lock while a task or exec is created in it, or deleted.
 
     Two creators racing for one process id (two threads, or two programs) would
     both pass the "does it exist?" check, both make and open the same FIFO paths,
     and the loser's clean-up would then remove the paths the winner's shim is
     about to open. With the lock held from that check until the Create/Exec RPC
     has answered, the second creator finds the first one's process and is
-    refused before it touches a path. The lock is ``flock(2)`` on the directory
-    itself (no lock file in the bundle), released when the holder exits for
-    whatever reason.
+    refused before it touches a path.
+
+    Two deleters of one process race at the shim instead: on containerd 1.6 the
+    first Delete can make the shim exit before it answers ("ttrpc: closed"), so
+    neither caller learns that it won. Under the lock only one Delete is in
+    flight, and a process gone after ours failed that way was deleted by ours.
+
+    The lock is ``flock(2)`` on the directory itself (no lock file in the
+    bundle), released when the holder exits for whatever reason.
 
     Args:
         path: The bundle directory.
+        missing_ok: Without a directory (removed since), go on without the lock.
 
     Raises:
         OSError: The directory cannot be opened (``filename`` says which).
     """
-    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -191,4 +204,4 @@ def creating_process(path: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-__all__ = ["MAX_ID", "creating_process", "mkdir_all_and_chown_new", "mkdir_and_chown", "prepare_bundle_dir"]
+__all__ = ["MAX_ID", "mkdir_all_and_chown_new", "mkdir_and_chown", "prepare_bundle_dir", "process_lock"]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _validate, errors
 from pycontainerd.api.types import DeleteResult, Descriptor, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
-from pycontainerd.bundle import creating_process
+from pycontainerd.bundle import process_lock
 from pycontainerd.stdio.opener import loaded_io, open_io, reattach_io
 from pycontainerd.stdio.process_io import IOConfig, ProcessIO
 from pycontainerd.stdio.strategy import Stdio
@@ -65,15 +65,16 @@ class Process:
     """
 
     def __init__(self, client: Client, container_id: str, exec_id: str, io: ProcessIO, *,
-                 pid: int = 0, drain_timeout: float | None = EXEC_DRAIN_TIMEOUT) -> None:
+                 pid: int = 0, drain_timeout: float | None = EXEC_DRAIN_TIMEOUT,
+                 bundle_dir: str = "") -> None:
         self._client = client
+        self._bundle_dir = bundle_dir
         self._container_id = container_id
         self._exec_id = exec_id
         self._io = io
         self._pid = pid
         self._drain_timeout = drain_timeout
         self._lock = threading.Lock()
-        self._deleted = False
 
     # -- identity ------------------------------------------------------------
     @property
@@ -152,7 +153,6 @@ class Process:
             _log.warning("cleanup of failed exec %s/%s: %s", self._container_id, self._exec_id, err)
         finally:
             self._io.close()
-            self._deleted = True
 
     def wait(self, *, drain_timeout: float | object | None = ..., timeout: float | None = None
              ) -> Future[ExitStatus]:
@@ -312,7 +312,7 @@ class Process:
                 f"{self._kind} must be stopped before deletion: {info.status.value}",
                 code=None,
             )
-        return self._delete(timeout)
+        return self._delete(info, timeout)
 
     @property
     def _kind(self) -> str:
@@ -321,26 +321,37 @@ class Process:
     def _delete_rpc(self, timeout: float | None) -> DeleteResult:
         return self._client.api.tasks.delete_process(self._container_id, self._exec_id, timeout=timeout)
 
-    def _delete(self, timeout: float | None) -> ExitStatus:
+    def _delete(self, info: TaskInfo, timeout: float | None) -> ExitStatus:
         # Let what the process wrote reach the sink before the FIFOs go away.
         self._io.process_exited()  # delete() checked it is stopped
         self._io.wait(DELETE_DRAIN_TIMEOUT)
         self._io.cancel()
         try:
-            result = self._delete_rpc(timeout)
-        except errors.NotFoundError:
-            raise
-        except errors.ContainerdError:
-            # A delete racing another one can meet the shim as it shuts down
-            # ("ttrpc: closed", Unknown); if the process is gone, say so plainly.
-            try:
-                self.status(timeout=timeout)
-            except errors.NotFoundError as gone:
-                raise errors.NotFoundError(f"{self._kind} {self.id!r} was already deleted") from gone
-            raise
-        self._io.close()
-        self._deleted = True
-        return result.exit
+            with self._delete_lock():
+                try:
+                    result = self._delete_rpc(timeout)
+                except errors.NotFoundError as gone:
+                    raise errors.NotFoundError(f"{self._kind} {self.id!r} was already deleted") from gone
+                except errors.ContainerdError:
+                    try:
+                        self.status(timeout=timeout)
+                    except errors.NotFoundError:
+                        # containerd 1.6: the shim exits as it answers our Delete
+                        # ("ttrpc: closed"); under the lock no other pycontainerd
+                        # Delete was in flight, so ours removed it.
+                        return ExitStatus(info.exit_status, info.exited_at)
+                    raise
+            return result.exit
+        finally:
+            # Whoever deleted the process, these FIFOs are ours to remove (containerd#2421).
+            with contextlib.suppress(errors.ContainerdError):
+                self._io.close()
+
+    def _delete_lock(self) -> contextlib.AbstractContextManager[None]:
+        """The bundle's lock (see ``bundle.process_lock``), unless there is no bundle dir (any more)."""
+        if not self._bundle_dir:
+            return contextlib.nullcontext()
+        return process_lock(self._bundle_dir, missing_ok=True)
 
     def detach(self) -> None:
         """Stop copying and close this client's FIFO ends, leaving the process and its FIFOs.
@@ -359,8 +370,7 @@ class Task(Process):
 
     def __init__(self, client: Client, container_id: str, io: ProcessIO, *, pid: int = 0,
                  bundle_dir: str = "", io_ids: tuple[int, int] = (0, 0)) -> None:
-        super().__init__(client, container_id, "", io, pid=pid, drain_timeout=None)
-        self._bundle_dir = bundle_dir
+        super().__init__(client, container_id, "", io, pid=pid, drain_timeout=None, bundle_dir=bundle_dir)
         self._io_ids = io_ids
 
     @property
@@ -410,7 +420,6 @@ class Task(Process):
             _log.warning("cleanup of failed task start %s: %s", self._container_id, err)
         finally:
             self._io.close()
-            self._deleted = True
 
     def _delete_rpc(self, timeout: float | None) -> DeleteResult:
         return self._client.api.tasks.delete(self._container_id, timeout=timeout)
@@ -434,7 +443,6 @@ class Task(Process):
         """
         result = self._force_delete_rpc(timeout)
         self._io.close()
-        self._deleted = True
         return result.exit
 
     def _force_delete_rpc(self, timeout: float) -> DeleteResult:
@@ -548,7 +556,8 @@ class Task(Process):
             self._client, self._container_id, exec_id, directory=self._bundle_dir, name=exec_id, stdio=stdio,
             terminal=terminal, rpc=rpc, conflict=f"id already in use: exec {exec_id!r}", timeout=timeout,
         )
-        return Process(self._client, self._container_id, exec_id, io, drain_timeout=drain_timeout)
+        return Process(self._client, self._container_id, exec_id, io, drain_timeout=drain_timeout,
+                       bundle_dir=self._bundle_dir)
 
 
 def _create_process(client: Client, container_id: str, exec_id: str, *, directory: str, name: str,
@@ -561,7 +570,7 @@ def _create_process(client: Client, container_id: str, exec_id: str, *, director
     """
     # Held until the RPC has answered: a concurrent creator of the same process
     # (thread or program) then sees ours below instead of sharing, and removing, its FIFOs.
-    with creating_process(directory):
+    with process_lock(directory):
         # A live process owns the FIFO paths a new one would use: refuse before touching
         # them (libcontainerd's "container already started" / "id already in use").
         try:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pycontainerd import errors, oci, stdio
-from pycontainerd.api.types import Status
+from pycontainerd.api.types import ExitStatus, Status
 
 HANG = 120
 
@@ -211,38 +211,52 @@ def test_delete_states(client, rootfs):
         client.load_container("del")
 
 
-def test_concurrent_deletes_one_wins(client, rootfs):
-    container = client.new_container("cd", _spec(rootfs, ["true"], client, "cd"))
-    task = container.new_task()
+@pytest.mark.parametrize("racers", [2, 8])
+def test_concurrent_deletes_one_wins(client, rootfs, racers):
+    """N handles of one exited task delete it at once: one wins, the others are told NotFound.
+
+    Each racer holds its own handle (the creator's, with FIFOs, and loaded ones);
+    afterwards the task, its FIFOs and (after the container's delete) the bundle
+    dir are gone.
+    """
+    cid = f"cd{racers}"
+    container = client.new_container(cid, _spec(rootfs, ["true"], client, cid))
+    task = container.new_task(stdio=stdio.capture(b""))
     exited = task.wait()
     task.start()
-    exited.result(HANG)
+    assert exited.result(HANG).code == 0
+    assert sorted(os.listdir(container.bundle_dir)) == [f"{cid}-stderr", f"{cid}-stdin", f"{cid}-stdout"]
+    handles = [task] + [container.task() for _ in range(racers - 1)]
     outcomes: list[object] = []
     lock = threading.Lock()
+    start = threading.Barrier(racers)
 
-    def delete() -> None:
+    def delete(handle) -> None:
+        start.wait()
         try:
-            result: object = container.task().delete()
+            result: object = handle.delete()
         except errors.ContainerdError as err:
             result = err
         with lock:
             outcomes.append(result)
 
-    threads = [threading.Thread(target=delete) for _ in range(2)]
+    threads = [threading.Thread(target=delete, args=(handle,)) for handle in handles]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    codes = sorted(type(o).__name__ for o in outcomes)
-    # containerd 1.6 can fail both racing deletes although the task is deleted: one
-    # request reaches the shim first, the shim exits before answering ("ttrpc: closed",
-    # which pycontainerd reports as NotFound once Get confirms the task is gone) and the
-    # other is told "cannot delete a deleted process: not found". So: never an error
-    # other than NotFound, at most one success, and the task gone.
-    assert set(codes) <= {"ExitStatus", "NotFoundError"}, outcomes
-    assert codes.count("ExitStatus") <= 1, outcomes
+    # Deletes of one process are serialized on the bundle's lock, so exactly one
+    # reaches the shim (on containerd 1.6 the shim may exit before it answers:
+    # that Delete still wins, with the exit status Tasks/Get reported).
+    winners = [o for o in outcomes if isinstance(o, ExitStatus)]
+    assert len(winners) == 1, outcomes
+    assert winners[0].code == 0
+    losers = [o for o in outcomes if not isinstance(o, ExitStatus)]
+    assert all(isinstance(o, errors.NotFoundError) for o in losers), outcomes
     with pytest.raises(errors.NotFoundError):
-        client.api.tasks.get("cd")
+        client.api.tasks.get(cid)
+    # The FIFOs are removed, and with them the emptied bundle dir (as containerd does).
+    assert not os.path.exists(container.bundle_dir)
     container.delete()
 
 

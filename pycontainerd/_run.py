@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _validate, errors, oci
-from pycontainerd.container import new_container
+from pycontainerd.container import Container, new_container
 from pycontainerd.stdio import strategy
 from pycontainerd.stdio.opener import transport_for
 
@@ -180,10 +180,20 @@ def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: stra
     except BaseException:
         # Clean up as far as the daemon lets us, without hiding the original error.
         with contextlib.suppress(errors.ContainerdError, OSError):
-            container.delete()
+            _remove(container)
         raise
     container.delete()
     return result
+
+
+def _remove(container: Container) -> None:
+    try:
+        container.delete()
+    except errors.FailedPreconditionError:
+        # It has a task this run() never got hold of: interrupted (Ctrl-C) inside
+        # new_task after the Create RPC had answered.
+        container.task().force_delete()
+        container.delete()
 
 
 def _await_exit(client: Client, task: Any, exited: Any, container_id: str, timeout: float | None) -> Any:

@@ -17,23 +17,25 @@ from pycontainerd._native import FFI, LIB, check
 
 
 def open_dir(path: str) -> int:
-    """Open ``path`` as an ``O_PATH|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC`` fd for the ``*at`` calls below.
+    """Open the directory ``path`` as an ``O_PATH`` fd for the ``*at`` calls below; ``pcd_open_dir``.
 
-    A symlink planted as the directory's last component is refused rather than
-    followed (``O_NOFOLLOW``), so the FIFOs are never made in a directory an
-    attacker chose.
+    Walked from ``/`` one component at a time with ``O_NOFOLLOW``: a symlink in
+    any component is refused rather than followed, so the FIFOs are never made
+    in a directory an attacker chose (in a user-namespace bundle the remapped
+    root owns directories above the FIFO directory and could swap one).
 
     Args:
-        path: The directory.
+        path: The directory (absolute).
 
     Returns:
         The fd; the caller closes it.
 
     Raises:
-        OSError: From open(2), e.g. ``FileNotFoundError``, ``NotADirectoryError``
-            (a symlink in the last component included).
+        OSError: ``FileNotFoundError``, ``NotADirectoryError``, ``ELOOP`` for a
+            symlink component, ``EINVAL`` for a relative path or a ``.``/``..``
+            component; ``filename`` is ``path``.
     """
-    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return check(LIB.pcd_open_dir(os.fsencode(path)), path)
 
 
 def fifo_create(dirfd: int, name: str, mode: int, path: str) -> tuple[int, bool]:

@@ -71,14 +71,37 @@ def _check_process_id(process_id: str) -> None:
 
 
 def _remove_fifo(path: str) -> None:
-    """Unlink ``path`` if it is a FIFO; a missing path is fine, anything else is not ours."""
+    """Unlink ``path`` if it is a FIFO; a missing path is fine, anything else is not ours.
+
+    Acts on the directory's fd from the symlink-refusing walk, so a directory
+    swapped for a symlink meanwhile cannot make it unlink a FIFO elsewhere.
+    """
+    directory, name = os.path.split(path)
     try:
-        st = os.lstat(path)
+        dirfd = _fifo.open_dir(directory)
     except FileNotFoundError:
         return
-    if stat.S_ISFIFO(st.st_mode):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+    try:
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISFIFO(st.st_mode):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def _remove_empty_dir(path: str) -> None:
+    """Remove the empty directory ``path`` through its parent's fd (symlink-refusing walk); errors ignored."""
+    parent, name = os.path.split(path)
+    with contextlib.suppress(OSError):
+        dirfd = _fifo.open_dir(parent)
+        try:
+            os.rmdir(name, dir_fd=dirfd)
+        finally:
+            os.close(dirfd)
 
 
 class PendingFIFO:
@@ -427,7 +450,7 @@ class FIFOSet:
                 os.close(fd)
             for path in created:
                 with contextlib.suppress(OSError):
-                    os.unlink(path)
+                    _remove_fifo(path)
             raise
         return opened
 
@@ -513,8 +536,7 @@ class FIFOSet:
                 first = first or exc
         if self._reattach:
             for parent in dict.fromkeys(os.path.dirname(p) for p in self.paths):
-                with contextlib.suppress(OSError):
-                    os.rmdir(parent)
+                _remove_empty_dir(parent)
         if first is not None:
             raise first
 

@@ -174,11 +174,25 @@ def test_symlinked_directory_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "bundle"
     os.symlink(victim, link)
     fifos = FIFOSet.new(link, "p", stdin=True, terminal=False)
-    with pytest.raises(NotADirectoryError):
+    with pytest.raises(OSError, match="symbolic links") as created:
         fifos.create()
-    with pytest.raises(NotADirectoryError):
+    assert created.value.errno == errno.ELOOP
+    assert created.value.filename == str(link)
+    with pytest.raises(OSError, match="symbolic links"):
         fifos.open()
     assert os.listdir(victim) == []
+
+
+def test_symlinked_parent_is_refused(tmp_path: Path) -> None:
+    """A directory ABOVE the FIFO directory swapped for a symlink: O_NOFOLLOW alone would follow it."""
+    victim = tmp_path / "victim"
+    (victim / "c1").mkdir(parents=True)
+    os.symlink(victim, tmp_path / "ns")
+    fifos = FIFOSet.new(tmp_path / "ns" / "c1", "p", stdin=True, terminal=False)
+    with pytest.raises(OSError, match="symbolic links") as info:
+        fifos.open()
+    assert info.value.errno == errno.ELOOP
+    assert os.listdir(victim / "c1") == []
 
 
 # -- close -----------------------------------------------------------------------------------------

@@ -251,13 +251,55 @@ static int publish(struct listener *l)
     return 0;
 }
 
+/* Open the directory `dir` (absolute) as an O_PATH fd, walking from "/" with
+ * O_NOFOLLOW at every component: the socket directory lies in a bundle whose
+ * upper directories a remapped container root may own and swap for symlinks.
+ * The same rule as pcd_open_dir in csrc/fifo.c.  Returns the fd or -errno
+ * (-ELOOP for a symlink component). */
+static int open_dir_nofollow(const char *dir)
+{
+    char buf[PATH_MAX];
+    char *p, *save = NULL;
+    int fd, next, err;
+    struct stat st;
+
+    if (dir[0] != '/' || strlen(dir) >= sizeof(buf))
+        return -EINVAL;
+    strcpy(buf, dir);
+    do {
+        fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    for (p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
+            close(fd);
+            return -EINVAL;
+        }
+        do {
+            next = openat(fd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } while (next < 0 && errno == EINTR);
+        if (next < 0) {
+            err = errno;
+            if (err == ENOTDIR && fstatat(fd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                err = ELOOP;
+            close(fd);
+            return -err;
+        }
+        close(fd);
+        fd = next;
+    }
+    return fd;
+}
+
 /* Create the listening socket at path, mode 0600, owned by owner.
  * The socket is bound under a temporary name, listening and verified before
  * it is renamed into place, so a client that sees the path can connect
  * (never ECONNREFUSED) and never finds a socket with the wrong owner or mode.
- * Everything works on the parent directory's fd, so a path longer than
- * sun_path is reached through /proc/self/fd and the checks and removal act
- * on the directory we bound in. Returns 0 or -1 (logged, nothing left behind). */
+ * Everything works on the parent directory's fd, opened without following a
+ * symlink in any component: the bind goes through /proc/self/fd (which also
+ * reaches a path longer than sun_path), and the checks and removal act on the
+ * directory we bound in. Returns 0 or -1 (logged, nothing left behind). */
 static int listener_open(struct listener *l, const char *path, uid_t owner)
 {
     char dir[PATH_MAX];
@@ -277,11 +319,10 @@ static int listener_open(struct listener *l, const char *path, uid_t owner)
         dlen = 1; /* "/name" lives in "/" */
     memcpy(dir, path, dlen);
     dir[dlen] = '\0';
-    do {
-        l->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    } while (l->dirfd < 0 && errno == EINTR);
+    l->dirfd = open_dir_nofollow(dir);
     if (l->dirfd < 0) {
-        logmsg("open %s: %s", dir, strerror(errno));
+        logmsg("open %s: %s", dir, strerror(-l->dirfd));
+        l->dirfd = -1;
         return -1;
     }
     /* Our pid makes the name ours: a leftover can only be from a dead
@@ -293,12 +334,9 @@ static int listener_open(struct listener *l, const char *path, uid_t owner)
 
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
-    int n;
-    size_t dirlen = strlen(dir);
-    if (dirlen + 1 + strlen(l->tmp) < sizeof(addr.sun_path))
-        n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dlen == 1 && dir[0] == '/' ? "" : dir, l->tmp);
-    else
-        n = snprintf(addr.sun_path, sizeof(addr.sun_path), "/proc/self/fd/%d/%s", l->dirfd, l->tmp);
+    /* Always through the directory fd: resolving `dir` again by name would
+     * follow a component swapped for a symlink since the walk above. */
+    int n = snprintf(addr.sun_path, sizeof(addr.sun_path), "/proc/self/fd/%d/%s", l->dirfd, l->tmp);
     if (n < 0 || (size_t)n >= sizeof(addr.sun_path)) {
         logmsg("socket address for %s too long", path);
         goto fail;

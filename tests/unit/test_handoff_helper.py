@@ -800,3 +800,36 @@ def test_out_of_descriptors_backs_off_instead_of_spinning(shim: Shim) -> None:
         assert client.recv(4) == b"PCDH"
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("where", ["parent", "grandparent"])
+def test_symlink_in_the_socket_path_is_refused(sock_dir: Path, where: str) -> None:
+    """A directory of the socket path swapped for a symlink (a remapped root owns bundle dirs).
+
+    The helper walks the path without following any symlink and binds through the
+    directory's fd: it refuses, and nothing appears in the symlink's target.
+    """
+    victim = sock_dir / "victim"
+    (victim / "c1").mkdir(parents=True)
+    real = sock_dir / "ns"
+    (real / "c1").mkdir(parents=True)
+    if where == "parent":
+        (real / "c1").rmdir()
+        (real / "c1").symlink_to(victim / "c1")
+    else:
+        (real / "c1").rmdir()
+        real.rmdir()
+        real.symlink_to(victim)
+    s = Shim(str(sock_dir / "ns" / "c1" / "h.sock"))
+    try:
+        assert s.readiness == b""
+        assert s.wait() == 1
+        assert "Too many levels of symbolic links" in s.stderr_text()
+        assert os.listdir(victim / "c1") == []
+    finally:
+        s.close()
+        for path in sorted(sock_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            else:
+                path.rmdir()

@@ -65,6 +65,7 @@ from collections.abc import Callable
 from concurrent.futures import InvalidStateError
 from dataclasses import dataclass
 
+from pycontainerd import _rules
 from pycontainerd import handoff as _handoff
 from pycontainerd._stdio import (
     ClaimedEnds,
@@ -101,7 +102,7 @@ RECEIVE_TIMEOUT = 10.0
 # (doubling from the first value; nearly always the first look succeeds).
 _POLL_FIRST = 0.0002
 _POLL_MAX = 0.02
-_NAME_MAX = 255
+_NAME_MAX = _rules.NAME_MAX
 
 
 class HandoffUnavailableError(ValueError):

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _handoff_stdio, _validate, errors
+from pycontainerd import _handoff_stdio, _rules, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio, null
 from pycontainerd.api.types import Container as ContainerInfo
 from pycontainerd.api.types import Descriptor, Status, TaskInfo
@@ -179,7 +179,7 @@ class Container:
             ValueError: A bad ``fifo_id`` or ``checkpoint_dir`` (before any RPC).
         """
         stdio = stdio if stdio is not None else null()
-        name = self.id if fifo_id is None else _validate.identifier(fifo_id, "fifo_id")
+        name = self.id if fifo_id is None else _rules.identifier(fifo_id, "fifo_id")
         terminal = _spec_terminal(self.spec)
         if checkpoint_dir is not None:
             checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
@@ -378,7 +378,7 @@ def _get(client: Client, id: str, timeout: float | None) -> ContainerInfo:
 
 def load_container(client: Client, id: str, *, timeout: float | None = None) -> Container:
     """See ``Client.load_container``."""
-    _validate.identifier(id, "container id")
+    _rules.identifier(id, "container id")
     return Container(client, _get(client, id, timeout))
 
 
@@ -387,7 +387,7 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
                   labels: Mapping[str, str] | None = None, state_dir: str | None = None,
                   timeout: float | None = None) -> Container:
     """See ``Client.new_container``."""
-    _validate.identifier(id, "container id")
+    _rules.identifier(id, "container id")
     if not isinstance(spec, Mapping):
         raise TypeError("spec must be an OCI runtime spec mapping (see pycontainerd.oci.build)")
     _validate.runtime_name(runtime)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _validate, errors
+from pycontainerd import _rules, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio
 from pycontainerd.api.types import DeleteResult, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
 from pycontainerd.bundle import creating_process
@@ -258,7 +258,7 @@ class Process:
             ValueError: An invalid signal (checked before any RPC).
             NotFoundError: The process is gone.
         """
-        self._client.api.tasks.kill(self._container_id, _validate.signal_number(signal),
+        self._client.api.tasks.kill(self._container_id, _rules.signal_number(signal),
                                     exec_id=self._exec_id, timeout=timeout)
 
     def resize(self, width: int, height: int, *, timeout: float | None = None) -> None:
@@ -408,7 +408,7 @@ class Task(Process):
             ValueError: An invalid signal (checked before any RPC).
             NotFoundError: The task is gone or not running.
         """
-        self._client.api.tasks.kill(self._container_id, _validate.signal_number(signal), all=all,
+        self._client.api.tasks.kill(self._container_id, _rules.signal_number(signal), all=all,
                                     timeout=timeout)
 
     def force_delete(self, *, timeout: float = 30.0) -> ExitStatus:
@@ -516,7 +516,7 @@ class Task(Process):
             ValueError: A bad exec id or spec (before any RPC or FIFO).
             ConflictError: The exec id is in use.
         """
-        _validate.identifier(exec_id, "exec id")
+        _rules.identifier(exec_id, "exec id")
         _validate.process_args(process_spec)
         _validate.seconds(drain_timeout, "drain_timeout")
         terminal = bool(process_spec.get("terminal", False))

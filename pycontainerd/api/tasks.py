@@ -17,7 +17,7 @@ from typing import Any
 
 from google.protobuf import any_pb2, message
 
-from pycontainerd import _validate, typeurl
+from pycontainerd import _rules, _validate, typeurl
 from pycontainerd._grpc import CallFuture, Metadata, Service
 from pycontainerd._proto.cgroups.v1 import metrics_pb2 as _cgroup1_metrics  # noqa: F401  (registers the type)
 from pycontainerd._proto.cgroups.v2 import metrics_pb2 as _cgroup2_metrics  # noqa: F401  (registers the type)
@@ -161,7 +161,7 @@ class TasksService(Service):
             ValueError: For a signal outside 1..64.
         """
         request = tasks_pb2.KillRequest(
-            container_id=container_id, exec_id=exec_id, signal=_validate.signal_number(signal), all=all
+            container_id=container_id, exec_id=exec_id, signal=_rules.signal_number(signal), all=all
         )
         self._conn.unary(self.stub.Kill, request, timeout=timeout, metadata=metadata)
 

@@ -15,13 +15,13 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from pycontainerd import _rules
+
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "parse"]
 
 #: Exit status for a command-line mistake (argparse's convention).
 EXIT_USAGE = 2
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
-_MAX_IDENTIFIER = 76
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?[bB]?)\s*$")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _MAX_ID = 2**31 - 1
@@ -74,14 +74,10 @@ def identifier(text: str) -> str:
     Raises:
         argparse.ArgumentTypeError: It breaks containerd's identifier rules.
     """
-    if not text:
-        raise argparse.ArgumentTypeError("an id must not be empty")
-    if len(text) > _MAX_IDENTIFIER:
-        raise argparse.ArgumentTypeError(f"id {text[:20]!r}... is longer than {_MAX_IDENTIFIER} characters")
-    if not _IDENTIFIER.match(text):
-        raise argparse.ArgumentTypeError(
-            f"invalid id {text!r}: use letters and digits separated by single '.', '_' or '-'"
-        )
+    problem = _rules.identifier_problem(text)
+    if problem is not None:
+        shown = f"{text[:20]!r}..." if len(text) > _rules.MAX_IDENTIFIER_LENGTH else repr(text)
+        raise argparse.ArgumentTypeError(f"invalid id {shown}: {problem}")
     return text
 
 
@@ -164,18 +160,10 @@ def signal_spec(text: str) -> int:
     Raises:
         argparse.ArgumentTypeError: Unknown name or a number outside 1..64.
     """
-    import signal as _signal
-
-    upper = text.strip().upper()
-    if upper.isdigit():
-        if 1 <= int(upper) <= 64:
-            return int(upper)
-        raise argparse.ArgumentTypeError(f"invalid signal {text!r}: must be 1..64")
-    name = upper if upper.startswith("SIG") else "SIG" + upper
     try:
-        return int(_signal.Signals[name])
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"invalid signal {text!r} (e.g. TERM, KILL, 9)") from None
+        return _rules.signal_number(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def absolute_dir_path(text: str) -> str:

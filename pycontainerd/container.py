@@ -12,6 +12,7 @@ derived from that label.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd import _handoff_stdio, _rules, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio, null
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Descriptor, Status, TaskInfo
+from pycontainerd.api.types import Descriptor, RuncOptions, Status, TaskInfo
 from pycontainerd.bundle import creating_process, mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.fifo import FIFOSet
 from pycontainerd.idmap import spec_user
@@ -139,17 +140,12 @@ class Container:
             return None  # not FIFO paths this client could have made (relative, URIs): leave them
 
     def _task_options(self) -> Any:
-        from pycontainerd._proto.runc.options import oci_pb2
-
         uid, gid = self._io_ids()
         options = self._info.runtime.options
-        if isinstance(options, oci_pb2.Options):
-            clone = oci_pb2.Options()
-            clone.CopyFrom(options)
-            clone.io_uid, clone.io_gid = uid, gid
-            return clone
+        if isinstance(options, RuncOptions):
+            return dataclasses.replace(options, io_uid=uid, io_gid=gid)
         if self._info.runtime.name in _RUNC_RUNTIMES and options is None:
-            return oci_pb2.Options(io_uid=uid, io_gid=gid)
+            return RuncOptions(io_uid=uid, io_gid=gid)
         return options
 
     def new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,

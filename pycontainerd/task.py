@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _rules, _validate, errors
 from pycontainerd._stdio import ProcessIO, Stdio
-from pycontainerd.api.types import DeleteResult, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
+from pycontainerd.api.types import (
+    DeleteResult,
+    ExitStatus,
+    Metric,
+    ProcessInfo,
+    RuncCheckpointOptions,
+    Status,
+    TaskInfo,
+)
 from pycontainerd.bundle import creating_process
 
 if TYPE_CHECKING:
@@ -482,8 +490,6 @@ class Task(Process):
         Raises:
             ContainerdError: CRIU failed or is unavailable (mapped from the shim's error).
         """
-        from pycontainerd._proto.runc.options import oci_pb2
-
         path = _validate.absolute_path(directory, "checkpoint directory")
         info = self.status(timeout=timeout)
         paused_here = False
@@ -491,7 +497,7 @@ class Task(Process):
             self.pause(timeout=timeout)
             paused_here = True
         try:
-            options = oci_pb2.CheckpointOptions(exit=exit, image_path=path)
+            options = RuncCheckpointOptions(exit=exit, image_path=path)
             self._client.api.tasks.checkpoint(self._container_id, options=options, timeout=timeout)
         finally:
             if paused_here and not exit:

@@ -12,11 +12,12 @@ import builtins
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from google.protobuf import any_pb2, field_mask_pb2, message
+from google.protobuf import any_pb2, field_mask_pb2
 
 from pycontainerd import errors, typeurl
 from pycontainerd._grpc import Metadata, Service
 from pycontainerd._proto.services.containers.v1 import containers_pb2, containers_pb2_grpc
+from pycontainerd.api._any import Packable, pack
 from pycontainerd.api.types import Container
 
 __all__ = ["DEFAULT_RUNTIME", "ContainersService"]
@@ -24,10 +25,6 @@ __all__ = ["DEFAULT_RUNTIME", "ContainersService"]
 DEFAULT_RUNTIME = "io.containerd.runc.v2"
 
 _UNSET: Any = object()
-
-
-def _any(value: message.Message | any_pb2.Any) -> any_pb2.Any:
-    return value if isinstance(value, any_pb2.Any) else typeurl.pack(value)
 
 
 def _spec_any(spec: Mapping[str, Any] | any_pb2.Any) -> any_pb2.Any:
@@ -90,12 +87,12 @@ class ContainersService(Service):
         *,
         spec: Mapping[str, Any] | any_pb2.Any,
         runtime: str = DEFAULT_RUNTIME,
-        runtime_options: message.Message | any_pb2.Any | None = None,
+        runtime_options: Packable | None = None,
         labels: Mapping[str, str] | None = None,
         image: str = "",
         snapshotter: str = "",
         snapshot_key: str = "",
-        extensions: Mapping[str, message.Message | any_pb2.Any] | None = None,
+        extensions: Mapping[str, Packable] | None = None,
         sandbox: str = "",
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -106,7 +103,7 @@ class ContainersService(Service):
             id: The container id (containerd's identifier rules).
             spec: The OCI runtime spec (a dict, sent as JSON), or a ready Any.
             runtime: The runtime, default ``io.containerd.runc.v2``.
-            runtime_options: Runtime options, e.g. ``containerd.runc.v1.Options``.
+            runtime_options: Runtime options, e.g. :class:`~pycontainerd.api.types.RuncOptions`.
             labels: Labels.
             image: The image reference, if any.
             snapshotter: Snapshotter of the rootfs snapshot, if any.
@@ -133,10 +130,10 @@ class ContainersService(Service):
         )
         container.runtime.name = runtime
         if runtime_options is not None:
-            container.runtime.options.CopyFrom(_any(runtime_options))
+            container.runtime.options.CopyFrom(pack(runtime_options))
         container.spec.CopyFrom(_spec_any(spec))
         for name, value in (extensions or {}).items():
-            container.extensions[name].CopyFrom(_any(value))
+            container.extensions[name].CopyFrom(pack(value))
         request = containers_pb2.CreateContainerRequest(container=container)
         response = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
         return Container.from_proto(response.container)
@@ -149,7 +146,7 @@ class ContainersService(Service):
         image: str = _UNSET,
         spec: Mapping[str, Any] | any_pb2.Any = _UNSET,
         snapshot_key: str = _UNSET,
-        extensions: Mapping[str, message.Message | any_pb2.Any] = _UNSET,
+        extensions: Mapping[str, Packable] = _UNSET,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> Container:
@@ -181,7 +178,7 @@ class ContainersService(Service):
             paths.append("snapshotkey")
         if extensions is not _UNSET:
             for name, value in extensions.items():
-                container.extensions[name].CopyFrom(_any(value))
+                container.extensions[name].CopyFrom(pack(value))
             paths.append("extensions")
         if not paths:
             raise ValueError("update needs at least one field to change")

@@ -15,13 +15,12 @@ import signal as _signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from google.protobuf import any_pb2, message
-
 from pycontainerd import _rules, _validate, typeurl
 from pycontainerd._grpc import CallFuture, Metadata, Service
 from pycontainerd._proto.cgroups.v1 import metrics_pb2 as _cgroup1_metrics  # noqa: F401  (registers the type)
 from pycontainerd._proto.cgroups.v2 import metrics_pb2 as _cgroup2_metrics  # noqa: F401  (registers the type)
 from pycontainerd._proto.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from pycontainerd.api._any import Packable, pack
 from pycontainerd.api.types import (
     DeleteResult,
     Descriptor,
@@ -33,12 +32,6 @@ from pycontainerd.api.types import (
 )
 
 __all__ = ["TasksService"]
-
-
-def _any(value: message.Message | any_pb2.Any | None) -> any_pb2.Any | None:
-    if value is None or isinstance(value, any_pb2.Any):
-        return value
-    return typeurl.pack(value)
 
 
 def _exit_status(response: Any) -> ExitStatus:
@@ -60,7 +53,7 @@ class TasksService(Service):
         stderr: str = "",
         terminal: bool = False,
         checkpoint: Descriptor | None = None,
-        options: message.Message | any_pb2.Any | None = None,
+        options: Packable | None = None,
         runtime_path: str = "",
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -75,7 +68,8 @@ class TasksService(Service):
             stderr: Path of the stderr FIFO; ``""`` with a terminal.
             terminal: Allocate a pty.
             checkpoint: A checkpoint to restore from.
-            options: Runtime options, e.g. ``containerd.runc.v1.Options`` (packed with a bare URL).
+            options: Runtime options, e.g. :class:`~pycontainerd.api.types.RuncOptions` (packed
+                with a bare type URL).
             runtime_path: Shim binary path overriding the container's runtime.
             timeout: Deadline in seconds.
             metadata: Extra gRPC metadata.
@@ -94,9 +88,8 @@ class TasksService(Service):
         )
         if checkpoint is not None:
             request.checkpoint.CopyFrom(checkpoint.to_proto())
-        packed = _any(options)
-        if packed is not None:
-            request.options.CopyFrom(packed)
+        if options is not None:
+            request.options.CopyFrom(pack(options))
         response = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
         return int(response.pid)
 
@@ -262,7 +255,7 @@ class TasksService(Service):
         container_id: str,
         *,
         parent_checkpoint: str = "",
-        options: message.Message | any_pb2.Any | None = None,
+        options: Packable | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> builtins.list[Descriptor]:
@@ -271,7 +264,7 @@ class TasksService(Service):
         Args:
             container_id: The container.
             parent_checkpoint: Digest of a previous checkpoint for an incremental one.
-            options: ``containerd.runc.v1.CheckpointOptions`` (e.g. ``exit=True``,
+            options: :class:`~pycontainerd.api.types.RuncCheckpointOptions` (e.g. ``exit=True``,
                 ``image_path=...`` to keep the images in a directory).
             timeout: Deadline in seconds.
             metadata: Extra gRPC metadata.
@@ -282,9 +275,8 @@ class TasksService(Service):
         request = tasks_pb2.CheckpointTaskRequest(
             container_id=container_id, parent_checkpoint=parent_checkpoint
         )
-        packed = _any(options)
-        if packed is not None:
-            request.options.CopyFrom(packed)
+        if options is not None:
+            request.options.CopyFrom(pack(options))
         response = self._conn.unary(self.stub.Checkpoint, request, timeout=timeout, metadata=metadata)
         return [Descriptor.from_proto(d) for d in response.descriptors]
 
@@ -292,7 +284,7 @@ class TasksService(Service):
         self,
         container_id: str,
         *,
-        resources: Mapping[str, Any] | message.Message | any_pb2.Any | None = None,
+        resources: Mapping[str, Any] | Packable | None = None,
         annotations: Mapping[str, str] | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -309,10 +301,8 @@ class TasksService(Service):
         request = tasks_pb2.UpdateTaskRequest(container_id=container_id, annotations=dict(annotations or {}))
         if isinstance(resources, Mapping):
             request.resources.CopyFrom(typeurl.pack_resources(resources))
-        else:
-            packed = _any(resources)
-            if packed is not None:
-                request.resources.CopyFrom(packed)
+        elif resources is not None:
+            request.resources.CopyFrom(pack(resources))
         self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
 
     def metrics(

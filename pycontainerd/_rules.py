@@ -14,12 +14,14 @@ import signal as _signal
 from typing import Final
 
 __all__ = [
+    "HOST_NAME_MAX",
     "IDENTIFIER",
     "MAX_IDENTIFIER_LENGTH",
     "MAX_LABEL_SIZE",
     "MAX_SIGNAL",
     "MAX_SOCKET_PATH",
     "MAX_TERMINAL_SIZE",
+    "MAX_USER_ID",
     "NAME_MAX",
     "PATH_MAX",
     "RUNTIME_NAME",
@@ -39,6 +41,10 @@ MAX_SOCKET_PATH: Final = 107
 # Linux limits on one path component and on a whole path (including its NUL).
 NAME_MAX: Final = 255
 PATH_MAX: Final = 4096
+# Linux limit on a hostname, in bytes.
+HOST_NAME_MAX: Final = 64
+# CVE-2024-40635: unpatched containerd overflowed uids and gids above int32 max into 0 (root).
+MAX_USER_ID: Final = 2**31 - 1
 
 # containerd's metadata store refuses a label whose key and value together exceed this.
 MAX_LABEL_SIZE: Final = 4096

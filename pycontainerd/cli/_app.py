@@ -24,7 +24,6 @@ EXIT_USAGE = 2
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?[bB]?)\s*$")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_MAX_ID = 2**31 - 1
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 
 _ALIASES = {"tasks": "ps", "ls": "containers"}
@@ -111,7 +110,7 @@ def cpus(text: str) -> float:
     return value
 
 
-def _uint(text: str, what: str, original: str, upper: int = _MAX_ID) -> int:
+def _uint(text: str, what: str, original: str, upper: int = _rules.MAX_USER_ID) -> int:
     if not text.isdigit() or int(text) > upper:
         raise argparse.ArgumentTypeError(f"invalid {what} in {original!r}: must be a number 0..{upper}")
     return int(text)
@@ -181,8 +180,8 @@ def container_path(text: str) -> str:
 
 
 def hostname(text: str) -> str:
-    """Check a hostname (1..64 characters, no whitespace, '/' or NUL)."""
-    if not 1 <= len(text) <= 64 or any(c.isspace() or c in "/\0" for c in text):
+    """Check a hostname (1..64 bytes, no whitespace, '/' or NUL)."""
+    if not 1 <= len(text.encode()) <= _rules.HOST_NAME_MAX or any(c.isspace() or c in "/\0" for c in text):
         raise argparse.ArgumentTypeError(f"invalid hostname {text!r}")
     return text
 

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from pycontainerd import _rules
+from pycontainerd import _rules, oci
 from pycontainerd._grpc import socket_path, validate_namespace
 from pycontainerd.cli import _app
 
@@ -124,3 +124,34 @@ def test_cli_signals_follow_the_one_signal_table(text):
             _app.signal_spec(text)
     else:
         assert _app.signal_spec(text) == expected
+
+
+@pytest.mark.parametrize("name", ["box", "a" * 64, "é" * 32, "a" * 65, "é" * 33])
+def test_hostnames_are_limited_in_bytes_by_the_spec_builder_and_the_cli(name):
+    fits = len(name.encode()) <= _rules.HOST_NAME_MAX
+    try:
+        oci.build(args=["true"], rootfs="/r", hostname=name)
+    except ValueError:
+        built = False
+    else:
+        built = True
+    try:
+        _app.hostname(name)
+    except argparse.ArgumentTypeError:
+        parsed = False
+    else:
+        parsed = True
+    assert built == parsed == fits
+
+
+@pytest.mark.parametrize(
+    ("uid", "fits"), [(0, True), (_rules.MAX_USER_ID, True), (_rules.MAX_USER_ID + 1, False)]
+)
+def test_user_ids_stop_below_the_int32_overflow(uid, fits):
+    try:
+        _app.user(f"{uid}:0")
+    except argparse.ArgumentTypeError:
+        parsed = False
+    else:
+        parsed = True
+    assert parsed == fits

@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import os
-import re
 import stat
 import threading
 import weakref
@@ -29,7 +28,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import grpc
 
-from pycontainerd import _validate, errors
+from pycontainerd import _rules, _validate, errors
 from pycontainerd._proto.health.v1 import health_pb2
 
 __all__ = [
@@ -57,13 +56,8 @@ MAX_MESSAGE_SIZE = 16 << 20
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # A hung shim blocks every call to its task, so unary calls always carry a deadline.
 DEFAULT_TIMEOUT = 60.0
-# sun_path holds 108 bytes including the terminating NUL.
-MAX_SOCKET_PATH = 107
 
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
-_MAX_IDENTIFIER = 76
 
 Metadata = Sequence[tuple[str, str]]
 T = TypeVar("T")
@@ -97,10 +91,10 @@ def socket_path(address: str | None = None) -> str:
         raise ValueError(f"containerd address {address!r} must be an absolute socket path")
     if "\0" in path:
         raise ValueError(f"containerd address {address!r} contains a NUL byte")
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+    if not _rules.socket_path_fits(path):
         raise ValueError(
             f"containerd socket path {path!r} is {len(os.fsencode(path))} bytes; "
-            f"a unix socket path is at most {MAX_SOCKET_PATH}"
+            f"a unix socket path is at most {_rules.MAX_SOCKET_PATH}"
         )
     return path
 
@@ -120,13 +114,7 @@ def validate_namespace(namespace: str) -> str:
     """
     if not isinstance(namespace, str) or not namespace:
         raise ValueError("namespace must be a non-empty string")
-    if len(namespace) > _MAX_IDENTIFIER:
-        raise ValueError(f"namespace {namespace[:20]!r}... is longer than {_MAX_IDENTIFIER} characters")
-    if not _IDENTIFIER.match(namespace):
-        raise ValueError(
-            f"namespace {namespace!r} must be alphanumerics separated by single '.', '_' or '-'"
-        )
-    return namespace
+    return _rules.identifier(namespace, "namespace")
 
 
 class _Details(NamedTuple):

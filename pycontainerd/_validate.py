@@ -1,31 +1,22 @@
 """Client-side checks that reject bad input before any RPC or filesystem work.
 
-containerd validates container ids itself, but exec ids only for being
-non-empty, and both end up inside filesystem paths (FIFO names in the bundle
-dir, the shim's ``<exec-id>.pid``). Signals and terminal sizes are ``uint32``
-on the wire and truncated by the shim, so out-of-range values must never reach
-it. Every check here raises ``ValueError`` or ``TypeError`` with a message
-naming the offending value.
+Terminal sizes are ``uint32`` on the wire and truncated by the shim, and paths, labels
+and runtime names are refused late and obscurely by containerd or runc, so they are
+checked here first. The rules themselves (and the identifier and signal checks) live in
+:mod:`pycontainerd._rules`. Every check here raises ``ValueError`` or ``TypeError`` with a
+message naming the offending value.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-import signal as _signal
 import stat
 from collections.abc import Mapping
 from typing import Any
 
+from pycontainerd._rules import MAX_LABEL_SIZE, MAX_TERMINAL_SIZE, NAME_MAX, PATH_MAX, RUNTIME_NAME
 from pycontainerd.idmap import spec_user
-
-# containerd pkg/identifiers: alphanumerics separated by single '.', '_' or '-'.
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
-MAX_IDENTIFIER_LENGTH = 76
-# Linux: SIGRTMAX is 64; 0 is "check only" and never a meaningful kill.
-_MAX_SIGNAL = 64
-MAX_TERMINAL_SIZE = 65535
 
 
 def seconds(value: object, what: str = "timeout") -> float | None:
@@ -77,65 +68,6 @@ def process_args(process_spec: object) -> list[str]:
     return list(args)
 
 
-def identifier(value: object, what: str = "id") -> str:
-    """Check a containerd identifier (container id, exec id, namespace).
-
-    Args:
-        value: The candidate identifier.
-        what: What it names, for the error message.
-
-    Returns:
-        The identifier unchanged.
-
-    Raises:
-        TypeError: If it is not a string.
-        ValueError: If it is empty, too long or has characters containerd refuses.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{what} must not be empty")
-    if len(value) > MAX_IDENTIFIER_LENGTH:
-        raise ValueError(f"{what} {value[:20]!r}... is longer than {MAX_IDENTIFIER_LENGTH} characters")
-    if not _IDENTIFIER.match(value):
-        raise ValueError(
-            f"{what} {value!r} must be alphanumerics separated by single '.', '_' or '-' "
-            f"(containerd's identifier rule)"
-        )
-    return value
-
-
-def signal_number(sig: object) -> int:
-    """Normalise a signal given as a number, a ``signal.Signals`` or a name.
-
-    Args:
-        sig: ``9``, ``signal.SIGKILL``, ``"KILL"``, ``"SIGKILL"`` or ``"sigkill"``.
-
-    Returns:
-        The signal number, 1..64.
-
-    Raises:
-        TypeError: For other types.
-        ValueError: For 0, out-of-range numbers and unknown names.
-    """
-    if isinstance(sig, bool):
-        raise TypeError("signal must be an int, a signal.Signals or a name, not bool")
-    if isinstance(sig, int):
-        if not 1 <= int(sig) <= _MAX_SIGNAL:
-            raise ValueError(f"invalid signal: {int(sig)} (must be 1..{_MAX_SIGNAL})")
-        return int(sig)
-    if isinstance(sig, str):
-        text = sig.strip().upper()
-        if text.isdigit():
-            return signal_number(int(text))
-        name = text if text.startswith("SIG") else "SIG" + text
-        try:
-            return int(_signal.Signals[name])
-        except KeyError:
-            raise ValueError(f"invalid signal: {sig!r}") from None
-    raise TypeError(f"signal must be an int, a signal.Signals or a name, not {type(sig).__name__}")
-
-
 def terminal_size(width: object, height: object) -> tuple[int, int]:
     """Check a terminal size for ResizePty.
 
@@ -184,7 +116,7 @@ def absolute_path(path: object, what: str = "path") -> str:
     parts = text.split("/")
     if any(p in (".", "..") for p in parts):
         raise ValueError(f"{what} {text!r} must not contain '.' or '..' components")
-    if len(text) >= 4096 or any(len(p.encode()) > 255 for p in parts):
+    if len(text) >= PATH_MAX or any(len(p.encode()) > NAME_MAX for p in parts):
         raise ValueError(f"{what} {text[:40]!r}... is too long")
     normal = os.path.normpath(text)
     return normal
@@ -224,11 +156,6 @@ def no_symlinks(path: str, what: str = "path") -> None:
             raise ValueError(f"{what} {path!r}: {current!r} is not a directory")
 
 
-# containerd core/runtime/v2/shim_manager.go: io.containerd.<name>.v<N>, or an absolute binary path.
-_RUNTIME_NAME = re.compile(r"^io\.containerd\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.v[0-9]+$")
-MAX_LABEL_SIZE = 4096
-
-
 def runtime_name(name: object) -> str:
     """Check a runtime (shim) name: ``io.containerd.<name>.v<N>`` or an absolute path.
 
@@ -238,7 +165,7 @@ def runtime_name(name: object) -> str:
     """
     if not isinstance(name, str):
         raise TypeError(f"runtime must be a str, not {type(name).__name__}")
-    if _RUNTIME_NAME.match(name) or (name.startswith("/") and "\0" not in name):
+    if RUNTIME_NAME.fullmatch(name) or (name.startswith("/") and "\0" not in name):
         return name
     raise ValueError(
         f"invalid runtime name {name!r}: use the form io.containerd.runc.v2 or an absolute path to a shim"

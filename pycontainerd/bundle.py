@@ -29,11 +29,12 @@ import os
 from collections.abc import Iterator
 from typing import Final
 
+from pycontainerd import _rules
 from pycontainerd._native import bundle as _bundle
 
 #: The largest valid uid/gid: ``(uid_t)-1`` means "unchanged" to chown(2).
 MAX_ID: Final = 2**32 - 2
-_PATH_MAX: Final = 4096
+_PATH_MAX: Final = _rules.PATH_MAX
 
 
 def _normalize(path: str | os.PathLike[str]) -> str:

@@ -143,7 +143,7 @@ class Client:
             id: The container id (containerd's identifier rules; checked first).
             spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
             runtime: The runtime (shim) name.
-            runtime_options: Runtime options (e.g. ``containerd.runc.v1.Options``).
+            runtime_options: Runtime options (e.g. :class:`~pycontainerd.api.types.RuncOptions`).
             bundle_dir: Absolute bundle dir; default ``<state_dir>/<namespace>/<id>``.
             labels: Extra labels.
             state_dir: Root of default bundle dirs (``$PYCONTAINERD_STATE_DIR`` or ``/run/pycontainerd``).

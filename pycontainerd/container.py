@@ -12,6 +12,7 @@ derived from that label.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -22,9 +23,9 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _validate, errors, task
+from pycontainerd import _rules, _validate, errors, task
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Descriptor
+from pycontainerd.api.types import Descriptor, RuncOptions
 from pycontainerd.bundle import mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.idmap import spec_user
 from pycontainerd.stdio.strategy import Stdio, null
@@ -121,17 +122,12 @@ class Container:
         return path
 
     def _task_options(self) -> Any:
-        from pycontainerd._proto.runc.options import oci_pb2
-
         uid, gid = self._io_ids()
         options = self._info.runtime.options
-        if isinstance(options, oci_pb2.Options):
-            clone = oci_pb2.Options()
-            clone.CopyFrom(options)
-            clone.io_uid, clone.io_gid = uid, gid
-            return clone
+        if isinstance(options, RuncOptions):
+            return dataclasses.replace(options, io_uid=uid, io_gid=gid)
         if self._info.runtime.name in _RUNC_RUNTIMES and options is None:
-            return oci_pb2.Options(io_uid=uid, io_gid=gid)
+            return RuncOptions(io_uid=uid, io_gid=gid)
         return options
 
     def new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,
@@ -161,7 +157,7 @@ class Container:
             ValueError: A bad ``fifo_id`` or ``checkpoint_dir`` (before any RPC).
         """
         stdio = stdio if stdio is not None else null()
-        name = self.id if fifo_id is None else _validate.identifier(fifo_id, "fifo_id")
+        name = self.id if fifo_id is None else _rules.identifier(fifo_id, "fifo_id")
         terminal = _spec_terminal(self.spec)
         if checkpoint_dir is not None:
             checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
@@ -280,7 +276,7 @@ def _get(client: Client, id: str, timeout: float | None) -> ContainerInfo:
 
 def load_container(client: Client, id: str, *, timeout: float | None = None) -> Container:
     """See ``Client.load_container``."""
-    _validate.identifier(id, "container id")
+    _rules.identifier(id, "container id")
     return Container(client, _get(client, id, timeout))
 
 
@@ -289,7 +285,7 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
                   labels: Mapping[str, str] | None = None, state_dir: str | None = None,
                   timeout: float | None = None) -> Container:
     """See ``Client.new_container``."""
-    _validate.identifier(id, "container id")
+    _rules.identifier(id, "container id")
     if not isinstance(spec, Mapping):
         raise TypeError("spec must be an OCI runtime spec mapping (see pycontainerd.oci.build)")
     _validate.runtime_name(runtime)

@@ -56,6 +56,8 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from pycontainerd import _rules
+
 __all__ = [
     "DaemonError",
     "PrivateContainerd",
@@ -71,8 +73,6 @@ _T = TypeVar("_T")
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 # HealthCheckResponse{status: SERVING}: field 1, varint 1.
 _SERVING = b"\x08\x01"
-# sun_path is 108 bytes including the terminating NUL.
-_MAX_SOCKET_PATH = 107
 _TTRPC_SUFFIX = ".ttrpc"
 # CRI needs networking (CNI) and its own config; NRI (1.7) would listen on the
 # shared /var/run/nri/nri.sock. The 2.x CRI plugin names are listed too:
@@ -1281,11 +1281,11 @@ class PrivateContainerd:
             base = os.path.abspath(os.fspath(base_dir))
             created = not os.path.lexists(base)
         layout = _Layout(base)
-        if len(os.fsencode(layout.ttrpc_address)) > _MAX_SOCKET_PATH:
+        if not _rules.socket_path_fits(layout.ttrpc_address):
             if created and base_dir is None:
                 os.rmdir(base)
             raise ValueError(
-                f"socket path {layout.ttrpc_address!r} is longer than {_MAX_SOCKET_PATH} bytes; "
+                f"socket path {layout.ttrpc_address!r} is longer than {_rules.MAX_SOCKET_PATH} bytes; "
                 "use a shorter base_dir"
             )
         if created:

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from pycontainerd import _rules
 from pycontainerd.idmap import IDMapping, validate_mappings
 
 __all__ = [
@@ -106,10 +107,6 @@ DEFAULT_READONLY_PATHS: tuple[str, ...] = (
 
 _DEFAULT_NAMESPACES = ("pid", "ipc", "uts", "mount", "network")
 _RLIMIT_NOFILE = 1024
-# HOST_NAME_MAX on Linux.
-_MAX_HOSTNAME = 64
-# CVE-2024-40635: unpatched containerd overflowed uids above int32 max into 0.
-_MAX_USER_ID = 2**31 - 1
 _CPU_PERIOD = 100_000
 
 
@@ -451,8 +448,8 @@ def _parse_id(text: str, what: str, user: object) -> int:
 def _check_user_id(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _MAX_USER_ID:
-        raise ValueError(f"{what} must be in 0..{_MAX_USER_ID}, got {value}")
+    if not 0 <= value <= _rules.MAX_USER_ID:
+        raise ValueError(f"{what} must be in 0..{_rules.MAX_USER_ID}, got {value}")
     return value
 
 
@@ -519,8 +516,8 @@ def _check_capabilities(capabilities: Iterable[str] | None) -> tuple[str, ...]:
 
 def _check_hostname(hostname: object) -> str:
     text = _check_text(hostname, "hostname")
-    if not text or len(text.encode()) > _MAX_HOSTNAME:
-        raise ValueError(f"hostname must be 1..{_MAX_HOSTNAME} bytes, got {text!r}")
+    if not text or len(text.encode()) > _rules.HOST_NAME_MAX:
+        raise ValueError(f"hostname must be 1..{_rules.HOST_NAME_MAX} bytes, got {text!r}")
     return text
 
 

@@ -23,8 +23,17 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from pycontainerd import _validate, errors
-from pycontainerd.api.types import DeleteResult, Descriptor, ExitStatus, Metric, ProcessInfo, Status, TaskInfo
+from pycontainerd import _rules, _validate, errors
+from pycontainerd.api.types import (
+    DeleteResult,
+    Descriptor,
+    ExitStatus,
+    Metric,
+    ProcessInfo,
+    RuncCheckpointOptions,
+    Status,
+    TaskInfo,
+)
 from pycontainerd.bundle import process_lock
 from pycontainerd.stdio.opener import loaded_io, open_io, reattach_io
 from pycontainerd.stdio.process_io import IOConfig, ProcessIO
@@ -260,7 +269,7 @@ class Process:
             ValueError: An invalid signal (checked before any RPC).
             NotFoundError: The process is gone.
         """
-        self._client.api.tasks.kill(self._container_id, _validate.signal_number(signal),
+        self._client.api.tasks.kill(self._container_id, _rules.signal_number(signal),
                                     exec_id=self._exec_id, timeout=timeout)
 
     def resize(self, width: int, height: int, *, timeout: float | None = None) -> None:
@@ -432,7 +441,7 @@ class Task(Process):
             ValueError: An invalid signal (checked before any RPC).
             NotFoundError: The task is gone or not running.
         """
-        self._client.api.tasks.kill(self._container_id, _validate.signal_number(signal), all=all,
+        self._client.api.tasks.kill(self._container_id, _rules.signal_number(signal), all=all,
                                     timeout=timeout)
 
     def force_delete(self, *, timeout: float = 30.0) -> ExitStatus:
@@ -505,8 +514,6 @@ class Task(Process):
         Raises:
             ContainerdError: CRIU failed or is unavailable (mapped from the shim's error).
         """
-        from pycontainerd._proto.runc.options import oci_pb2
-
         path = _validate.absolute_path(directory, "checkpoint directory")
         info = self.status(timeout=timeout)
         paused_here = False
@@ -514,7 +521,7 @@ class Task(Process):
             self.pause(timeout=timeout)
             paused_here = True
         try:
-            options = oci_pb2.CheckpointOptions(exit=exit, image_path=path)
+            options = RuncCheckpointOptions(exit=exit, image_path=path)
             self._client.api.tasks.checkpoint(self._container_id, options=options, timeout=timeout)
         finally:
             if paused_here and not exit:
@@ -539,7 +546,7 @@ class Task(Process):
             ValueError: A bad exec id or spec (before any RPC or FIFO).
             ConflictError: The exec id is in use.
         """
-        _validate.identifier(exec_id, "exec id")
+        _rules.identifier(exec_id, "exec id")
         _validate.process_args(process_spec)
         _validate.seconds(drain_timeout, "drain_timeout")
         terminal = bool(process_spec.get("terminal", False))

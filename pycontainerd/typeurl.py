@@ -111,8 +111,8 @@ def type_name(type_url: str) -> str:
 def unpack(value: any_pb2.Any) -> message.Message:
     """Decode a proto Any into a message of the class registered for its type.
 
-    The message must be declared in a module imported in this process (pycontainerd's own
-    ``_proto`` modules are imported by the API modules that use them).
+    The message must be declared in a module imported in this process (pycontainerd's
+    generated modules are imported by the :mod:`pycontainerd.api` modules that use them).
 
     Args:
         value: The Any.

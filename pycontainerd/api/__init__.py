@@ -4,6 +4,23 @@
 methods take and return plain Python values and frozen dataclasses (:mod:`.types`), apply a
 deadline, and raise :class:`~pycontainerd.errors.ContainerdError` subclasses. Each has a
 ``.stub`` attribute with the raw generated stub for calls the wrapper does not cover.
+
+Every service module has the same three layers, so an asyncio client (over ``grpc.aio``)
+can reuse everything but the call:
+
+* module-level ``<rpc>_request(...)`` functions build the request message from Python
+  values (and check them: a bad signal is a ``ValueError`` before any I/O);
+* module-level ``<rpc>_result(response)`` functions (``list_batch`` and the like for
+  streams) convert the response into the frozen dataclasses of :mod:`.types` or of the
+  module;
+* the service class calls ``build → self.connection.unary/stream/unary_future → convert``.
+  Deadlines, metadata and the mapping of gRPC statuses to
+  :class:`~pycontainerd.errors.ContainerdError` happen once, in :mod:`pycontainerd._grpc`.
+
+The pure functions sit beside the dataclasses they produce, rather than in a separate
+codec package, because those dataclasses (``Image``, ``Lease``, ``SnapshotInfo``, ...) are
+defined in the service modules: a codec module would import them from the module that
+imports it. Generated messages are used only inside this package (and ``_grpc``).
 """
 
 from __future__ import annotations

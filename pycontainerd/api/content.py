@@ -8,6 +8,9 @@ call (for example a checkpoint to Tasks/Create).
 Unreferenced blobs are garbage collected: write under a lease
 (:meth:`pycontainerd.api.leases.LeasesService.lease`) or label the blob
 ``containerd.io/gc.root`` to keep it.
+
+Requests (the Write stream's messages included) are built and responses converted by the
+pure functions below, reused by an asyncio client; only the calls block.
 """
 
 from __future__ import annotations
@@ -107,9 +110,119 @@ class IngestStatus:
         )
 
 
-def _chunk_data(response: Any) -> bytes:
+def info_request(digest: str) -> Any:
+    """An ``InfoRequest``."""
+    return content_pb2.InfoRequest(digest=digest)
+
+
+def info_result(response: Any) -> ContentInfo:
+    """The blob in an Info or Update response."""
+    return ContentInfo.from_proto(response.info)
+
+
+def update_request(digest: str, *, labels: Mapping[str, str], fieldpaths: Sequence[str] | None = None) -> Any:
+    """An ``UpdateRequest`` (default field mask: ``["labels"]``)."""
+    paths = ["labels"] if fieldpaths is None else builtins.list(fieldpaths)
+    return content_pb2.UpdateRequest(
+        info=content_pb2.Info(digest=digest, labels=dict(labels)),
+        update_mask=field_mask_pb2.FieldMask(paths=paths),
+    )
+
+
+def list_request(filters: Sequence[str] = ()) -> Any:
+    """A ``ListContentRequest``."""
+    return content_pb2.ListContentRequest(filters=builtins.list(filters))
+
+
+def list_batch(response: Any) -> builtins.list[ContentInfo]:
+    """The blobs in one message of the List stream."""
+    return [ContentInfo.from_proto(info) for info in response.info]
+
+
+def delete_request(digest: str) -> Any:
+    """A ``DeleteContentRequest``."""
+    return content_pb2.DeleteContentRequest(digest=digest)
+
+
+def read_request(digest: str, *, offset: int = 0, size: int = 0) -> Any:
+    """A ``ReadContentRequest`` (``size=0``: to the end)."""
+    return content_pb2.ReadContentRequest(digest=digest, offset=offset, size=size)
+
+
+def read_chunk(response: Any) -> bytes:
+    """The bytes in one message of the Read stream."""
     data: bytes = response.data
     return data
+
+
+def status_request(ref: str) -> Any:
+    """A ``StatusRequest``."""
+    return content_pb2.StatusRequest(ref=ref)
+
+
+def status_result(response: Any) -> IngestStatus:
+    """The ingest in a ``StatusResponse``."""
+    return IngestStatus.from_proto(response.status)
+
+
+def list_statuses_request(filters: Sequence[str] = ()) -> Any:
+    """A ``ListStatusesRequest``."""
+    return content_pb2.ListStatusesRequest(filters=builtins.list(filters))
+
+
+def list_statuses_result(response: Any) -> builtins.list[IngestStatus]:
+    """The ingests of a ``ListStatusesResponse``."""
+    return [IngestStatus.from_proto(s) for s in response.statuses]
+
+
+def abort_request(ref: str) -> Any:
+    """An ``AbortRequest``."""
+    return content_pb2.AbortRequest(ref=ref)
+
+
+def check_write(ref: str, data: object, chunk_size: int) -> None:
+    """Refuse a Write that cannot succeed, before the stream opens.
+
+    Raises:
+        ValueError: An empty ref or a chunk size out of range.
+        TypeError: ``data`` is a str.
+    """
+    if not ref:
+        raise ValueError("content write needs a non-empty ref")
+    if isinstance(data, str):
+        raise TypeError("content data must be bytes or an iterable of bytes, not str")
+    if not 0 < chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}, not {chunk_size}")
+
+
+def write_stat_request(ref: str, *, total: int, expected: str) -> Any:
+    """The Write stream's first message: open (or find) the ingest ``ref``."""
+    return content_pb2.WriteContentRequest(action=content_pb2.STAT, ref=ref, total=total, expected=expected)
+
+
+def write_data_request(offset: int, data: bytes) -> Any:
+    """A Write stream message carrying ``data`` at ``offset`` (0 restarts the ingest)."""
+    return content_pb2.WriteContentRequest(action=content_pb2.WRITE, offset=offset, data=data)
+
+
+def write_commit_request(size: int, *, expected: str, labels: Mapping[str, str]) -> Any:
+    """The Write stream's last message: commit ``size`` bytes as a blob with ``labels``."""
+    return content_pb2.WriteContentRequest(
+        action=content_pb2.COMMIT, offset=size, total=size, expected=expected, labels=dict(labels)
+    )
+
+
+def write_stat_offset(response: Any) -> int:
+    """How many bytes of the ingest the daemon already holds, from the STAT answer."""
+    return int(response.offset)
+
+
+def write_committed_digest(response: Any) -> str | None:
+    """The committed blob's digest if this Write stream answer is the COMMIT one, else ``None``."""
+    if response.action == content_pb2.COMMIT:
+        digest: str = response.digest
+        return digest
+    return None
 
 
 class _Ingest:
@@ -170,9 +283,7 @@ class _Ingest:
                 yield bytes(view[pos : pos + size])
 
     def __iter__(self) -> Iterator[Any]:
-        yield content_pb2.WriteContentRequest(
-            action=content_pb2.STAT, ref=self._ref, total=self._total, expected=self._expected
-        )
+        yield write_stat_request(self._ref, total=self._total, expected=self._expected)
         self._go.wait()
         if self._abandoned:
             return
@@ -193,16 +304,10 @@ class _Ingest:
                 return
             if chunk:
                 # The daemon checks a non-zero offset against its own; 0 restarts the ingest.
-                yield content_pb2.WriteContentRequest(action=content_pb2.WRITE, offset=offset, data=chunk)
+                yield write_data_request(offset, chunk)
                 offset += len(chunk)
         self.sent = offset
-        yield content_pb2.WriteContentRequest(
-            action=content_pb2.COMMIT,
-            offset=offset,
-            total=offset,
-            expected=self._expected,
-            labels=self._labels,
-        )
+        yield write_commit_request(offset, expected=self._expected, labels=self._labels)
 
 
 class ContentService(Service):
@@ -225,10 +330,9 @@ class ContentService(Service):
             NotFoundError: No such blob in this namespace.
             InvalidArgumentError: ``digest`` is not a valid digest.
         """
-        resp = self._conn.unary(
-            self.stub.Info, content_pb2.InfoRequest(digest=digest), timeout=timeout, metadata=metadata
-        )
-        return ContentInfo.from_proto(resp.info)
+        request = info_request(digest)
+        response = self._conn.unary(self.stub.Info, request, timeout=timeout, metadata=metadata)
+        return info_result(response)
 
     def update(
         self,
@@ -257,13 +361,9 @@ class ContentService(Service):
             NotFoundError: No such blob.
             InvalidArgumentError: A field path that cannot be updated.
         """
-        paths = ["labels"] if fieldpaths is None else builtins.list(fieldpaths)
-        request = content_pb2.UpdateRequest(
-            info=content_pb2.Info(digest=digest, labels=dict(labels)),
-            update_mask=field_mask_pb2.FieldMask(paths=paths),
-        )
-        resp = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
-        return ContentInfo.from_proto(resp.info)
+        request = update_request(digest, labels=labels, fieldpaths=fieldpaths)
+        response = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
+        return info_result(response)
 
     def list(
         self, filters: Sequence[str] = (), *, timeout: float | None = None, metadata: Metadata = ()
@@ -282,16 +382,11 @@ class ContentService(Service):
         Raises:
             InvalidArgumentError: A malformed filter.
         """
-        request = content_pb2.ListContentRequest(filters=builtins.list(filters))
-        stream = self._conn.stream(
-            self.stub.List,
-            request,
-            lambda r: r.info,
-            timeout=self._conn.timeout if timeout is None else timeout,
-            metadata=metadata,
-        )
+        request = list_request(filters)
+        deadline = self._conn.timeout if timeout is None else timeout
+        stream = self._conn.stream(self.stub.List, request, list_batch, timeout=deadline, metadata=metadata)
         with stream:
-            return [ContentInfo.from_proto(info) for batch in stream for info in batch]
+            return [info for batch in stream for info in batch]
 
     def delete(self, digest: str, *, timeout: float | None = None, metadata: Metadata = ()) -> None:
         """Delete a committed blob.
@@ -304,12 +399,8 @@ class ContentService(Service):
         Raises:
             NotFoundError: No such blob.
         """
-        self._conn.unary(
-            self.stub.Delete,
-            content_pb2.DeleteContentRequest(digest=digest),
-            timeout=timeout,
-            metadata=metadata,
-        )
+        request = delete_request(digest)
+        self._conn.unary(self.stub.Delete, request, timeout=timeout, metadata=metadata)
 
     def read_chunks(
         self,
@@ -338,8 +429,8 @@ class ContentService(Service):
         Raises:
             NotFoundError: No such blob (raised by the first ``next()``).
         """
-        request = content_pb2.ReadContentRequest(digest=digest, offset=offset, size=size)
-        return self._conn.stream(self.stub.Read, request, _chunk_data, timeout=timeout, metadata=metadata)
+        request = read_request(digest, offset=offset, size=size)
+        return self._conn.stream(self.stub.Read, request, read_chunk, timeout=timeout, metadata=metadata)
 
     def read(
         self,
@@ -382,10 +473,9 @@ class ContentService(Service):
         Raises:
             NotFoundError: No ingest with that ref.
         """
-        resp = self._conn.unary(
-            self.stub.Status, content_pb2.StatusRequest(ref=ref), timeout=timeout, metadata=metadata
-        )
-        return IngestStatus.from_proto(resp.status)
+        request = status_request(ref)
+        response = self._conn.unary(self.stub.Status, request, timeout=timeout, metadata=metadata)
+        return status_result(response)
 
     def list_statuses(
         self, filters: Sequence[str] = (), *, timeout: float | None = None, metadata: Metadata = ()
@@ -400,12 +490,9 @@ class ContentService(Service):
         Returns:
             Their progress.
         """
-        resp = self._conn.unary(
-            self.stub.ListStatuses,
-            content_pb2.ListStatusesRequest(filters=builtins.list(filters)),
-            timeout=timeout,
-        )
-        return [IngestStatus.from_proto(s) for s in resp.statuses]
+        request = list_statuses_request(filters)
+        response = self._conn.unary(self.stub.ListStatuses, request, timeout=timeout, metadata=metadata)
+        return list_statuses_result(response)
 
     def abort(self, ref: str, *, timeout: float | None = None, metadata: Metadata = ()) -> None:
         """Discard an upload in progress.
@@ -418,9 +505,8 @@ class ContentService(Service):
         Raises:
             NotFoundError: No ingest with that ref.
         """
-        self._conn.unary(
-            self.stub.Abort, content_pb2.AbortRequest(ref=ref), timeout=timeout, metadata=metadata
-        )
+        request = abort_request(ref)
+        self._conn.unary(self.stub.Abort, request, timeout=timeout, metadata=metadata)
 
     def write(
         self,
@@ -468,12 +554,7 @@ class ContentService(Service):
             TypeError: ``data`` yielded something other than bytes.
             Exception: Whatever iterating ``data`` raised, unchanged.
         """
-        if not ref:
-            raise ValueError("content write needs a non-empty ref")
-        if isinstance(data, str):
-            raise TypeError("content data must be bytes or an iterable of bytes, not str")
-        if not 0 < chunk_size <= MAX_CHUNK_SIZE:
-            raise ValueError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}, not {chunk_size}")
+        check_write(ref, data, chunk_size)
         source: memoryview | Iterable[bytes]
         if isinstance(data, (bytes, bytearray, memoryview)):
             source = memoryview(data).cast("B")
@@ -495,14 +576,15 @@ class ContentService(Service):
         try:
             try:
                 responses = iter(call)
-                stat = next(responses)
+                held = write_stat_offset(next(responses))
                 accepted = True
-                resume = bool(expected) and isinstance(source, memoryview) and 0 < stat.offset <= total
-                ingest.begin(stat.offset if resume else 0)
+                resume = bool(expected) and isinstance(source, memoryview) and 0 < held <= total
+                ingest.begin(held if resume else 0)
                 digest = ""
-                for resp in responses:
-                    if resp.action == content_pb2.COMMIT:
-                        digest = resp.digest
+                for response in responses:
+                    found = write_committed_digest(response)
+                    if found is not None:
+                        digest = found
                         committed = True
                         break
                 # The request side has closed after COMMIT; let the call end normally.

@@ -3,12 +3,15 @@
 :meth:`DiffService.apply` unpacks a layer blob from the content store onto mounts (for
 example an active snapshot's); :meth:`DiffService.diff` computes the layer that turns one
 set of mounts into another and stores it as a blob. The daemon does the mounting itself.
+Requests are built and responses converted by the pure functions below (reused by an
+asyncio client); only the calls block.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pycontainerd import typeurl
 from pycontainerd._grpc import Metadata, Service
@@ -20,6 +23,43 @@ __all__ = ["LAYER_MEDIA_TYPE", "LAYER_MEDIA_TYPE_GZIP", "DiffService"]
 # OCI image-spec layer media types (the differ also accepts Docker's equivalents).
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 LAYER_MEDIA_TYPE_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def apply_request(diff: Descriptor, mounts: Sequence[Mount], *, sync_fs: bool = False) -> Any:
+    """An ``ApplyRequest``."""
+    return diff_pb2.ApplyRequest(diff=diff.to_proto(), mounts=[m.to_proto() for m in mounts], sync_fs=sync_fs)
+
+
+def apply_result(response: Any) -> Descriptor:
+    """What an ``ApplyResponse`` says was applied."""
+    return Descriptor.from_proto(response.applied)
+
+
+def diff_request(
+    left: Sequence[Mount],
+    right: Sequence[Mount],
+    *,
+    media_type: str = "",
+    ref: str = "",
+    labels: Mapping[str, str] | None = None,
+    source_date_epoch: _dt.datetime | None = None,
+) -> Any:
+    """A ``DiffRequest``."""
+    request = diff_pb2.DiffRequest(
+        left=[m.to_proto() for m in left],
+        right=[m.to_proto() for m in right],
+        media_type=media_type,
+        ref=ref,
+        labels=dict(labels or {}),
+    )
+    if source_date_epoch is not None:
+        request.source_date_epoch.CopyFrom(typeurl.from_datetime(source_date_epoch))
+    return request
+
+
+def diff_result(response: Any) -> Descriptor:
+    """The stored layer a ``DiffResponse`` describes."""
+    return Descriptor.from_proto(response.diff)
 
 
 class DiffService(Service):
@@ -56,11 +96,9 @@ class DiffService(Service):
             UnknownError: No processor for the media type, or the blob is not a valid layer
                 (containerd reports both without a status class).
         """
-        request = diff_pb2.ApplyRequest(
-            diff=diff.to_proto(), mounts=[m.to_proto() for m in mounts], sync_fs=sync_fs
-        )
-        resp = self._conn.unary(self.stub.Apply, request, timeout=timeout, metadata=metadata)
-        return Descriptor.from_proto(resp.applied)
+        request = apply_request(diff, mounts, sync_fs=sync_fs)
+        response = self._conn.unary(self.stub.Apply, request, timeout=timeout, metadata=metadata)
+        return apply_result(response)
 
     def diff(
         self,
@@ -94,14 +132,13 @@ class DiffService(Service):
         Raises:
             UnimplementedError: An unsupported media type.
         """
-        request = diff_pb2.DiffRequest(
-            left=[m.to_proto() for m in left],
-            right=[m.to_proto() for m in right],
+        request = diff_request(
+            left,
+            right,
             media_type=media_type,
             ref=ref,
-            labels=dict(labels or {}),
+            labels=labels,
+            source_date_epoch=source_date_epoch,
         )
-        if source_date_epoch is not None:
-            request.source_date_epoch.CopyFrom(typeurl.from_datetime(source_date_epoch))
-        resp = self._conn.unary(self.stub.Diff, request, timeout=timeout, metadata=metadata)
-        return Descriptor.from_proto(resp.diff)
+        response = self._conn.unary(self.stub.Diff, request, timeout=timeout, metadata=metadata)
+        return diff_result(response)

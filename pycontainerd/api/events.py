@@ -7,22 +7,27 @@ event cannot end a subscription.
 
 Delivery is best effort (containerd keeps no history and may drop, duplicate or reorder
 events under failure); reconcile with Tasks/Get or Wait rather than trusting the stream.
+
+Requests are built by the pure functions :func:`subscribe_request` and
+:func:`publish_request`, and envelopes converted by :func:`decode_envelope`; an asyncio
+client reuses them around its own calls.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import any_pb2, message
 
 from pycontainerd import typeurl
-from pycontainerd._grpc import Metadata, ResponseStream, Service, validate_namespace
+from pycontainerd._grpc import NAMESPACE_HEADER, Metadata, ResponseStream, Service, validate_namespace
 from pycontainerd._proto.events import container_pb2, namespace_pb2, task_pb2
 from pycontainerd._proto.services.events.v1 import events_pb2, events_pb2_grpc
+from pycontainerd.api._any import Packable, pack
 from pycontainerd.api.types import Mount, Runtime, decode_any
 
 __all__ = [
@@ -391,6 +396,36 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def subscribe_request(filters: Sequence[str], *, namespace: str | None) -> Any:
+    """A ``SubscribeRequest``; with a ``namespace``, every filter is AND'ed with it.
+
+    containerd does not scope subscriptions by the caller's namespace, so the scoping is a
+    ``namespace==<namespace>`` term; ``None`` subscribes to every namespace.
+    """
+    scoped = list(filters)
+    if namespace is not None:
+        term = f"namespace=={quote(namespace)}"
+        scoped = [f"{term},{f}" for f in scoped] if scoped else [term]
+    return events_pb2.SubscribeRequest(filters=scoped)
+
+
+def publish_request(topic: str, event: Packable) -> Any:
+    """A ``PublishRequest`` with the event packed under a bare type URL."""
+    return events_pb2.PublishRequest(topic=topic, event=pack(event))
+
+
+def publish_metadata(namespace: str | None, metadata: Metadata = ()) -> Metadata:
+    """The call metadata of a publish: ``namespace`` (if given) ahead of ``metadata``.
+
+    Raises:
+        ValueError: ``namespace`` breaks containerd's identifier rules.
+    """
+    extra = tuple(metadata)
+    if namespace is not None:
+        extra = ((NAMESPACE_HEADER, validate_namespace(namespace)), *extra)
+    return extra
+
+
 EventStream = ResponseStream[Event]
 
 
@@ -429,11 +464,7 @@ class EventsService(Service):
         Raises:
             ConnectionLostError: (while iterating) the daemon went away; subscribe again.
         """
-        scoped = list(filters)
-        if not all_namespaces:
-            term = f"namespace=={quote(self._conn.namespace)}"
-            scoped = [f"{term},{f}" for f in scoped] if scoped else [term]
-        request = events_pb2.SubscribeRequest(filters=scoped)
+        request = subscribe_request(filters, namespace=None if all_namespaces else self._conn.namespace)
         return self._conn.stream(
             self.stub.Subscribe, request, decode_envelope, timeout=timeout, metadata=metadata
         )
@@ -441,7 +472,7 @@ class EventsService(Service):
     def publish(
         self,
         topic: str,
-        event: message.Message | any_pb2.Any,
+        event: Packable,
         *,
         namespace: str | None = None,
         timeout: float | None = None,
@@ -459,9 +490,6 @@ class EventsService(Service):
         Raises:
             InvalidArgumentError: The topic is malformed.
         """
-        payload = event if isinstance(event, any_pb2.Any) else typeurl.pack(event)
-        request = events_pb2.PublishRequest(topic=topic, event=payload)
-        extra = tuple(metadata)
-        if namespace is not None:
-            extra = (("containerd-namespace", validate_namespace(namespace)), *extra)
+        request = publish_request(topic, event)
+        extra = publish_metadata(namespace, metadata)
         self._conn.unary(self.stub.Publish, request, timeout=timeout, metadata=extra)

@@ -45,6 +45,19 @@ class ServingStatus(enum.Enum):
     SERVICE_UNKNOWN = 3
 
 
+def check_request(service: str = "") -> Any:
+    """A ``HealthCheckRequest`` (``service=""``: the whole server)."""
+    return health_pb2.HealthCheckRequest(service=service)
+
+
+def check_result(response: Any) -> ServingStatus:
+    """The status a ``HealthCheckResponse`` reports; a value this client does not know is UNKNOWN."""
+    try:
+        return ServingStatus(response.status)
+    except ValueError:
+        return ServingStatus.UNKNOWN
+
+
 class HealthService(Service):
     """Readiness of the daemon."""
 
@@ -74,14 +87,11 @@ class HealthService(Service):
             UnavailableError: The daemon cannot be reached (without ``wait_for_ready``).
             DeadlineExceededError: ``wait_for_ready`` and the timeout expired.
         """
-        request = health_pb2.HealthCheckRequest(service=service)
+        request = check_request(service)
         response = self._conn.unary(
             self.stub.Check, request, timeout=timeout, metadata=metadata, wait_for_ready=wait_for_ready
         )
-        try:
-            return ServingStatus(response.status)
-        except ValueError:
-            return ServingStatus.UNKNOWN
+        return check_result(response)
 
     def is_serving(self, *, timeout: float | None = None) -> bool:
         """Whether the daemon answers SERVING within ``timeout``; never raises for a dead daemon."""

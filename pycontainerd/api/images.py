@@ -3,7 +3,8 @@
 An image record is only a name pointing at a root descriptor (an index or manifest blob in
 the content store) plus labels; creating one neither pulls nor unpacks anything. An image
 is a garbage-collection root: the content its target references stays alive while it
-exists.
+exists. Requests are built and responses converted by the pure functions below (reused by
+an asyncio client); only the calls block.
 """
 
 from __future__ import annotations
@@ -54,6 +55,68 @@ class Image:
         )
 
 
+def get_request(name: str) -> Any:
+    """A ``GetImageRequest``."""
+    return images_pb2.GetImageRequest(name=name)
+
+
+def image_result(response: Any) -> Image:
+    """The record in a Get, Create or Update response."""
+    return Image.from_proto(response.image)
+
+
+def list_request(filters: Sequence[str] = ()) -> Any:
+    """A ``ListImagesRequest``."""
+    return images_pb2.ListImagesRequest(filters=builtins.list(filters))
+
+
+def list_result(response: Any) -> builtins.list[Image]:
+    """The records of a ``ListImagesResponse``."""
+    return [Image.from_proto(image) for image in response.images]
+
+
+def create_request(name: str, target: Descriptor, *, labels: Mapping[str, str] | None = None) -> Any:
+    """A ``CreateImageRequest``."""
+    image = images_pb2.Image(name=name, target=target.to_proto(), labels=dict(labels or {}))
+    return images_pb2.CreateImageRequest(image=image)
+
+
+def update_paths(
+    *,
+    target: Descriptor | None = None,
+    labels: Mapping[str, str] | None = None,
+    fieldpaths: Sequence[str] | None = None,
+) -> builtins.list[str]:
+    """The field mask of an update: ``fieldpaths``, else the fields given.
+
+    Raises:
+        ValueError: Nothing to update.
+    """
+    if fieldpaths is None:
+        paths = [p for p, v in (("target", target), ("labels", labels)) if v is not None]
+    else:
+        paths = builtins.list(fieldpaths)
+    if not paths:
+        raise ValueError("image update needs a target, labels or field paths")
+    return paths
+
+
+def update_request(
+    name: str, *, target: Descriptor, labels: Mapping[str, str] | None, paths: Sequence[str]
+) -> Any:
+    """An ``UpdateImageRequest`` writing the fields in ``paths`` (see :func:`update_paths`)."""
+    image = images_pb2.Image(name=name, labels=dict(labels or {}))
+    image.target.CopyFrom(target.to_proto())
+    return images_pb2.UpdateImageRequest(
+        image=image, update_mask=field_mask_pb2.FieldMask(paths=builtins.list(paths))
+    )
+
+
+def delete_request(name: str, *, sync: bool = False) -> Any:
+    """A ``DeleteImageRequest``."""
+    return images_pb2.DeleteImageRequest(name=name, sync=sync)
+
+
 class ImagesService(Service):
     """containerd's image store: named references to content."""
 
@@ -73,10 +136,9 @@ class ImagesService(Service):
         Raises:
             NotFoundError: No image with that name in this namespace.
         """
-        resp = self._conn.unary(
-            self.stub.Get, images_pb2.GetImageRequest(name=name), timeout=timeout, metadata=metadata
-        )
-        return Image.from_proto(resp.image)
+        request = get_request(name)
+        response = self._conn.unary(self.stub.Get, request, timeout=timeout, metadata=metadata)
+        return image_result(response)
 
     def list(
         self, filters: Sequence[str] = (), *, timeout: float | None = None, metadata: Metadata = ()
@@ -95,13 +157,9 @@ class ImagesService(Service):
         Raises:
             InvalidArgumentError: A malformed filter.
         """
-        resp = self._conn.unary(
-            self.stub.List,
-            images_pb2.ListImagesRequest(filters=builtins.list(filters)),
-            timeout=timeout,
-            metadata=metadata,
-        )
-        return [Image.from_proto(image) for image in resp.images]
+        request = list_request(filters)
+        response = self._conn.unary(self.stub.List, request, timeout=timeout, metadata=metadata)
+        return list_result(response)
 
     def create(
         self,
@@ -129,11 +187,9 @@ class ImagesService(Service):
             AlreadyExistsError: An image with that name exists.
             InvalidArgumentError: An invalid name or target digest.
         """
-        image = images_pb2.Image(name=name, target=target.to_proto(), labels=dict(labels or {}))
-        resp = self._conn.unary(
-            self.stub.Create, images_pb2.CreateImageRequest(image=image), timeout=timeout, metadata=metadata
-        )
-        return Image.from_proto(resp.image)
+        request = create_request(name, target, labels=labels)
+        response = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
+        return image_result(response)
 
     def update(
         self,
@@ -165,25 +221,16 @@ class ImagesService(Service):
             InvalidArgumentError: An invalid target or field path.
             ValueError: Nothing to update.
         """
-        if fieldpaths is None:
-            paths = [p for p, v in (("target", target), ("labels", labels)) if v is not None]
-        else:
-            paths = builtins.list(fieldpaths)
-        if not paths:
-            raise ValueError("image update needs a target, labels or field paths")
-        image = images_pb2.Image(name=name, labels=dict(labels or {}))
+        paths = update_paths(target=target, labels=labels, fieldpaths=fieldpaths)
         if target is None:
             # containerd 1.7 dereferences the request's target whatever the field mask
             # says (a request without one crashes the daemon: services/images
             # imageFromProto); send the current one, as containerd's own client does by
             # sending the whole record. Only the masked fields are written.
             target = self.get(name, timeout=timeout, metadata=metadata).target
-        image.target.CopyFrom(target.to_proto())
-        request = images_pb2.UpdateImageRequest(
-            image=image, update_mask=field_mask_pb2.FieldMask(paths=paths)
-        )
-        resp = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
-        return Image.from_proto(resp.image)
+        request = update_request(name, target=target, labels=labels, paths=paths)
+        response = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
+        return image_result(response)
 
     def delete(
         self, name: str, *, sync: bool = False, timeout: float | None = None, metadata: Metadata = ()
@@ -199,5 +246,5 @@ class ImagesService(Service):
         Raises:
             NotFoundError: No image with that name.
         """
-        request = images_pb2.DeleteImageRequest(name=name, sync=sync)
+        request = delete_request(name, sync=sync)
         self._conn.unary(self.stub.Delete, request, timeout=timeout, metadata=metadata)

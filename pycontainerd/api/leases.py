@@ -5,6 +5,9 @@ exists. Resources join a lease when they are created by a call that carries the
 ``containerd-lease`` header (``client.with_lease(lease.id)``), or explicitly through
 :meth:`LeasesService.add_resource`. Deleting the lease releases them.
 
+Requests are built and responses converted by the pure functions below (reused by an
+asyncio client); only the calls block.
+
 Example:
     >>> with client.api.leases.lease() as lease:
     ...     leased = client.with_lease(lease.id)
@@ -105,6 +108,71 @@ class LeaseResource:
         return leases_pb2.Resource(id=self.id, type=self.type)
 
 
+def create_request(
+    id: str | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    expire: _dt.timedelta | None = None,
+    now: _dt.datetime | None = None,
+) -> Any:
+    """A ``CreateRequest``: a fresh id unless given, the expiry as ``containerd.io/gc.expire``.
+
+    Args:
+        id: The lease id; default :func:`new_lease_id`.
+        labels: Its labels.
+        expire: How long from ``now`` the garbage collector may delete it.
+        now: The moment ``expire`` counts from; default the current time.
+
+    Returns:
+        The request.
+    """
+    all_labels = dict(labels or {})
+    if expire is not None:
+        start = _dt.datetime.now(_dt.timezone.utc) if now is None else now
+        all_labels[EXPIRE_LABEL] = _rfc3339(start + expire)
+    return leases_pb2.CreateRequest(id=new_lease_id() if id is None else id, labels=all_labels)
+
+
+def lease_result(response: Any) -> Lease:
+    """The lease in a ``CreateResponse``."""
+    return Lease.from_proto(response.lease)
+
+
+def delete_request(id: str, *, sync: bool = False) -> Any:
+    """A ``DeleteRequest``."""
+    return leases_pb2.DeleteRequest(id=id, sync=sync)
+
+
+def list_request(filters: Sequence[str] = ()) -> Any:
+    """A ``ListRequest``."""
+    return leases_pb2.ListRequest(filters=builtins.list(filters))
+
+
+def list_result(response: Any) -> builtins.list[Lease]:
+    """The leases of a ``ListResponse``."""
+    return [Lease.from_proto(lease) for lease in response.leases]
+
+
+def add_resource_request(id: str, resource: LeaseResource) -> Any:
+    """An ``AddResourceRequest``."""
+    return leases_pb2.AddResourceRequest(id=id, resource=resource.to_proto())
+
+
+def delete_resource_request(id: str, resource: LeaseResource) -> Any:
+    """A ``DeleteResourceRequest``."""
+    return leases_pb2.DeleteResourceRequest(id=id, resource=resource.to_proto())
+
+
+def list_resources_request(id: str) -> Any:
+    """A ``ListResourcesRequest``."""
+    return leases_pb2.ListResourcesRequest(id=id)
+
+
+def list_resources_result(response: Any) -> builtins.list[LeaseResource]:
+    """The resources of a ``ListResourcesResponse``."""
+    return [LeaseResource.from_proto(r) for r in response.resources]
+
+
 class LeasesService(Service):
     """containerd's leases: hold resources back from garbage collection."""
 
@@ -136,12 +204,9 @@ class LeasesService(Service):
             AlreadyExistsError: A lease with that id exists.
             InvalidArgumentError: An invalid id.
         """
-        all_labels = dict(labels or {})
-        if expire is not None:
-            all_labels[EXPIRE_LABEL] = _rfc3339(_dt.datetime.now(_dt.timezone.utc) + expire)
-        request = leases_pb2.CreateRequest(id=new_lease_id() if id is None else id, labels=all_labels)
-        resp = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
-        return Lease.from_proto(resp.lease)
+        request = create_request(id, labels=labels, expire=expire)
+        response = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
+        return lease_result(response)
 
     def delete(
         self, id: str, *, sync: bool = False, timeout: float | None = None, metadata: Metadata = ()
@@ -158,7 +223,7 @@ class LeasesService(Service):
         Raises:
             NotFoundError: No such lease.
         """
-        request = leases_pb2.DeleteRequest(id=id, sync=sync)
+        request = delete_request(id, sync=sync)
         self._conn.unary(self.stub.Delete, request, timeout=timeout, metadata=metadata)
 
     def list(
@@ -175,9 +240,9 @@ class LeasesService(Service):
         Returns:
             The matching leases.
         """
-        request = leases_pb2.ListRequest(filters=builtins.list(filters))
-        resp = self._conn.unary(self.stub.List, request, timeout=timeout, metadata=metadata)
-        return [Lease.from_proto(lease) for lease in resp.leases]
+        request = list_request(filters)
+        response = self._conn.unary(self.stub.List, request, timeout=timeout, metadata=metadata)
+        return list_result(response)
 
     def add_resource(
         self, id: str, resource: LeaseResource, *, timeout: float | None = None, metadata: Metadata = ()
@@ -194,7 +259,7 @@ class LeasesService(Service):
             NotFoundError: No such lease.
             UnimplementedError: An unknown resource type.
         """
-        request = leases_pb2.AddResourceRequest(id=id, resource=resource.to_proto())
+        request = add_resource_request(id, resource)
         self._conn.unary(self.stub.AddResource, request, timeout=timeout, metadata=metadata)
 
     def delete_resource(
@@ -212,7 +277,7 @@ class LeasesService(Service):
             NotFoundError: No such lease.
             UnimplementedError: An unknown resource type.
         """
-        request = leases_pb2.DeleteResourceRequest(id=id, resource=resource.to_proto())
+        request = delete_resource_request(id, resource)
         self._conn.unary(self.stub.DeleteResource, request, timeout=timeout, metadata=metadata)
 
     def list_resources(
@@ -231,9 +296,9 @@ class LeasesService(Service):
         Raises:
             NotFoundError: No such lease.
         """
-        request = leases_pb2.ListResourcesRequest(id=id)
-        resp = self._conn.unary(self.stub.ListResources, request, timeout=timeout, metadata=metadata)
-        return [LeaseResource.from_proto(r) for r in resp.resources]
+        request = list_resources_request(id)
+        response = self._conn.unary(self.stub.ListResources, request, timeout=timeout, metadata=metadata)
+        return list_resources_result(response)
 
     @contextlib.contextmanager
     def lease(

@@ -1,13 +1,15 @@
 """Typed wrapper for ``containerd.services.namespaces.v1.Namespaces``.
 
 Namespace calls are not scoped by the caller's namespace. Every method takes keyword-only
-``timeout`` and ``metadata``.
+``timeout`` and ``metadata``. Requests are built and responses converted by the pure
+functions below (reused by an asyncio client); only the calls block.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
+from typing import Any
 
 from google.protobuf import field_mask_pb2
 
@@ -16,6 +18,54 @@ from pycontainerd._proto.services.namespaces.v1 import namespace_pb2, namespace_
 from pycontainerd.api.types import Namespace
 
 __all__ = ["NamespacesService"]
+
+
+def get_request(name: str) -> Any:
+    """A ``GetNamespaceRequest``."""
+    return namespace_pb2.GetNamespaceRequest(name=name)
+
+
+def namespace_result(response: Any) -> Namespace:
+    """The namespace in a Get or Create response."""
+    return Namespace.from_proto(response.namespace)
+
+
+def list_request(filter: str = "") -> Any:
+    """A ``ListNamespacesRequest``."""
+    return namespace_pb2.ListNamespacesRequest(filter=filter)
+
+
+def list_result(response: Any) -> builtins.list[Namespace]:
+    """The namespaces of a ``ListNamespacesResponse``."""
+    return [Namespace.from_proto(n) for n in response.namespaces]
+
+
+def create_request(name: str, labels: Mapping[str, str] | None = None) -> Any:
+    """A ``CreateNamespaceRequest``.
+
+    Raises:
+        ValueError: ``name`` breaks containerd's identifier rules.
+    """
+    validate_namespace(name)
+    return namespace_pb2.CreateNamespaceRequest(
+        namespace=namespace_pb2.Namespace(name=name, labels=dict(labels or {}))
+    )
+
+
+def update_request(name: str, labels: Mapping[str, str], *, replace: bool = False) -> Any:
+    """An ``UpdateNamespaceRequest`` setting ``labels`` (all of them with ``replace``)."""
+    request = namespace_pb2.UpdateNamespaceRequest(
+        namespace=namespace_pb2.Namespace(name=name, labels=dict(labels))
+    )
+    if not replace:
+        # An empty mask means "replace all labels"; containerd accepts only labels.<key> paths.
+        request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=[f"labels.{key}" for key in labels]))
+    return request
+
+
+def delete_request(name: str) -> Any:
+    """A ``DeleteNamespaceRequest``."""
+    return namespace_pb2.DeleteNamespaceRequest(name=name)
 
 
 class NamespacesService(Service):
@@ -29,17 +79,17 @@ class NamespacesService(Service):
         Raises:
             NotFoundError: It does not exist.
         """
-        request = namespace_pb2.GetNamespaceRequest(name=name)
+        request = get_request(name)
         response = self._conn.unary(self.stub.Get, request, timeout=timeout, metadata=metadata)
-        return Namespace.from_proto(response.namespace)
+        return namespace_result(response)
 
     def list(
         self, filter: str = "", *, timeout: float | None = None, metadata: Metadata = ()
     ) -> builtins.list[Namespace]:
         """Every namespace."""
-        request = namespace_pb2.ListNamespacesRequest(filter=filter)
+        request = list_request(filter)
         response = self._conn.unary(self.stub.List, request, timeout=timeout, metadata=metadata)
-        return [Namespace.from_proto(n) for n in response.namespaces]
+        return list_result(response)
 
     def create(
         self,
@@ -55,12 +105,9 @@ class NamespacesService(Service):
             ValueError: ``name`` breaks containerd's identifier rules (checked locally).
             AlreadyExistsError: It exists.
         """
-        validate_namespace(name)
-        request = namespace_pb2.CreateNamespaceRequest(
-            namespace=namespace_pb2.Namespace(name=name, labels=dict(labels or {}))
-        )
+        request = create_request(name, labels)
         response = self._conn.unary(self.stub.Create, request, timeout=timeout, metadata=metadata)
-        return Namespace.from_proto(response.namespace)
+        return namespace_result(response)
 
     def update(
         self,
@@ -83,12 +130,7 @@ class NamespacesService(Service):
         Returns:
             The namespace as stored after the update.
         """
-        request = namespace_pb2.UpdateNamespaceRequest(
-            namespace=namespace_pb2.Namespace(name=name, labels=dict(labels))
-        )
-        if not replace:
-            # An empty mask means "replace all labels"; containerd accepts only labels.<key> paths.
-            request.update_mask.CopyFrom(field_mask_pb2.FieldMask(paths=[f"labels.{key}" for key in labels]))
+        request = update_request(name, labels, replace=replace)
         self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
         # containerd's Update answers with an empty namespace, so read the result back.
         return self.get(name, timeout=timeout, metadata=metadata)
@@ -100,5 +142,5 @@ class NamespacesService(Service):
             FailedPreconditionError: It still holds containers, images, content, ...
             NotFoundError: It does not exist.
         """
-        request = namespace_pb2.DeleteNamespaceRequest(name=name)
+        request = delete_request(name)
         self._conn.unary(self.stub.Delete, request, timeout=timeout, metadata=metadata)

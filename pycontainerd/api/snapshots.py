@@ -10,6 +10,9 @@ the named snapshotter is not loaded.
 Unreferenced snapshots are garbage collected: work under a lease
 (:meth:`pycontainerd.api.leases.LeasesService.lease`) or label them
 ``containerd.io/gc.root``.
+
+Requests are built and responses converted by the pure functions below (reused by an
+asyncio client); only the calls block.
 """
 
 from __future__ import annotations
@@ -98,8 +101,91 @@ class Usage:
     inodes: int
 
 
-def _mounts(resp: Any) -> builtins.list[Mount]:
-    return [Mount.from_proto(m) for m in resp.mounts]
+def mounts_result(response: Any) -> builtins.list[Mount]:
+    """The mounts of a Prepare, View or Mounts response."""
+    return [Mount.from_proto(m) for m in response.mounts]
+
+
+def prepare_request(
+    snapshotter: str, key: str, *, parent: str = "", labels: Mapping[str, str] | None = None
+) -> Any:
+    """A ``PrepareSnapshotRequest``."""
+    return snapshots_pb2.PrepareSnapshotRequest(
+        snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
+    )
+
+
+def view_request(
+    snapshotter: str, key: str, *, parent: str = "", labels: Mapping[str, str] | None = None
+) -> Any:
+    """A ``ViewSnapshotRequest``."""
+    return snapshots_pb2.ViewSnapshotRequest(
+        snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
+    )
+
+
+def mounts_request(snapshotter: str, key: str) -> Any:
+    """A ``MountsRequest``."""
+    return snapshots_pb2.MountsRequest(snapshotter=snapshotter, key=key)
+
+
+def commit_request(snapshotter: str, name: str, key: str, *, labels: Mapping[str, str] | None = None) -> Any:
+    """A ``CommitSnapshotRequest``."""
+    return snapshots_pb2.CommitSnapshotRequest(
+        snapshotter=snapshotter, name=name, key=key, labels=dict(labels or {})
+    )
+
+
+def remove_request(snapshotter: str, key: str) -> Any:
+    """A ``RemoveSnapshotRequest``."""
+    return snapshots_pb2.RemoveSnapshotRequest(snapshotter=snapshotter, key=key)
+
+
+def stat_request(snapshotter: str, key: str) -> Any:
+    """A ``StatSnapshotRequest``."""
+    return snapshots_pb2.StatSnapshotRequest(snapshotter=snapshotter, key=key)
+
+
+def info_result(response: Any) -> SnapshotInfo:
+    """The snapshot in a Stat or Update response."""
+    return SnapshotInfo.from_proto(response.info)
+
+
+def update_request(
+    snapshotter: str, key: str, *, labels: Mapping[str, str], fieldpaths: Sequence[str] | None = None
+) -> Any:
+    """An ``UpdateSnapshotRequest`` (default field mask: ``["labels"]``)."""
+    paths = ["labels"] if fieldpaths is None else builtins.list(fieldpaths)
+    return snapshots_pb2.UpdateSnapshotRequest(
+        snapshotter=snapshotter,
+        info=snapshots_pb2.Info(name=key, labels=dict(labels)),
+        update_mask=field_mask_pb2.FieldMask(paths=paths),
+    )
+
+
+def list_request(snapshotter: str, filters: Sequence[str] = ()) -> Any:
+    """A ``ListSnapshotsRequest``."""
+    return snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter, filters=builtins.list(filters))
+
+
+def list_batch(response: Any) -> builtins.list[SnapshotInfo]:
+    """The snapshots in one message of the List stream."""
+    return [SnapshotInfo.from_proto(info) for info in response.info]
+
+
+def usage_request(snapshotter: str, key: str) -> Any:
+    """A ``UsageRequest``."""
+    return snapshots_pb2.UsageRequest(snapshotter=snapshotter, key=key)
+
+
+def usage_result(response: Any) -> Usage:
+    """The disk usage in a ``UsageResponse``."""
+    return Usage(size=response.size, inodes=response.inodes)
+
+
+def cleanup_request(snapshotter: str) -> Any:
+    """A ``CleanupRequest``."""
+    return snapshots_pb2.CleanupRequest(snapshotter=snapshotter)
 
 
 class SnapshotsService(Service):
@@ -134,10 +220,9 @@ class SnapshotsService(Service):
             AlreadyExistsError: ``key`` is taken.
             NotFoundError: ``parent`` does not exist.
         """
-        request = snapshots_pb2.PrepareSnapshotRequest(
-            snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
-        )
-        return _mounts(self._conn.unary(self.stub.Prepare, request, timeout=timeout, metadata=metadata))
+        request = prepare_request(snapshotter, key, parent=parent, labels=labels)
+        response = self._conn.unary(self.stub.Prepare, request, timeout=timeout, metadata=metadata)
+        return mounts_result(response)
 
     def view(
         self,
@@ -166,10 +251,9 @@ class SnapshotsService(Service):
             AlreadyExistsError: ``key`` is taken.
             NotFoundError: ``parent`` does not exist.
         """
-        request = snapshots_pb2.ViewSnapshotRequest(
-            snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
-        )
-        return _mounts(self._conn.unary(self.stub.View, request, timeout=timeout, metadata=metadata))
+        request = view_request(snapshotter, key, parent=parent, labels=labels)
+        response = self._conn.unary(self.stub.View, request, timeout=timeout, metadata=metadata)
+        return mounts_result(response)
 
     def mounts(
         self, snapshotter: str, key: str, *, timeout: float | None = None, metadata: Metadata = ()
@@ -189,8 +273,9 @@ class SnapshotsService(Service):
             NotFoundError: No such snapshot.
             FailedPreconditionError: The snapshot is committed (it has no mounts).
         """
-        request = snapshots_pb2.MountsRequest(snapshotter=snapshotter, key=key)
-        return _mounts(self._conn.unary(self.stub.Mounts, request, timeout=timeout, metadata=metadata))
+        request = mounts_request(snapshotter, key)
+        response = self._conn.unary(self.stub.Mounts, request, timeout=timeout, metadata=metadata)
+        return mounts_result(response)
 
     def commit(
         self,
@@ -217,9 +302,7 @@ class SnapshotsService(Service):
             FailedPreconditionError: ``key`` is not an active snapshot.
             AlreadyExistsError: ``name`` is taken.
         """
-        request = snapshots_pb2.CommitSnapshotRequest(
-            snapshotter=snapshotter, name=name, key=key, labels=dict(labels or {})
-        )
+        request = commit_request(snapshotter, name, key, labels=labels)
         self._conn.unary(self.stub.Commit, request, timeout=timeout, metadata=metadata)
 
     def remove(
@@ -237,7 +320,7 @@ class SnapshotsService(Service):
             NotFoundError: No such snapshot.
             FailedPreconditionError: Other snapshots are based on it.
         """
-        request = snapshots_pb2.RemoveSnapshotRequest(snapshotter=snapshotter, key=key)
+        request = remove_request(snapshotter, key)
         self._conn.unary(self.stub.Remove, request, timeout=timeout, metadata=metadata)
 
     def stat(
@@ -257,9 +340,9 @@ class SnapshotsService(Service):
         Raises:
             NotFoundError: No such snapshot.
         """
-        request = snapshots_pb2.StatSnapshotRequest(snapshotter=snapshotter, key=key)
-        resp = self._conn.unary(self.stub.Stat, request, timeout=timeout, metadata=metadata)
-        return SnapshotInfo.from_proto(resp.info)
+        request = stat_request(snapshotter, key)
+        response = self._conn.unary(self.stub.Stat, request, timeout=timeout, metadata=metadata)
+        return info_result(response)
 
     def update(
         self,
@@ -289,14 +372,9 @@ class SnapshotsService(Service):
             NotFoundError: No such snapshot.
             InvalidArgumentError: A field path that cannot be updated.
         """
-        paths = ["labels"] if fieldpaths is None else builtins.list(fieldpaths)
-        request = snapshots_pb2.UpdateSnapshotRequest(
-            snapshotter=snapshotter,
-            info=snapshots_pb2.Info(name=key, labels=dict(labels)),
-            update_mask=field_mask_pb2.FieldMask(paths=paths),
-        )
-        resp = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
-        return SnapshotInfo.from_proto(resp.info)
+        request = update_request(snapshotter, key, labels=labels, fieldpaths=fieldpaths)
+        response = self._conn.unary(self.stub.Update, request, timeout=timeout, metadata=metadata)
+        return info_result(response)
 
     def list(
         self,
@@ -322,12 +400,11 @@ class SnapshotsService(Service):
             ContainerdError: A malformed filter (containerd 1.6 reports it as
                 :class:`~pycontainerd.errors.UnknownError`).
         """
-        request = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter, filters=builtins.list(filters))
+        request = list_request(snapshotter, filters)
         deadline = self._conn.timeout if timeout is None else timeout
-        with self._conn.stream(
-            self.stub.List, request, lambda r: r.info, timeout=deadline, metadata=metadata
-        ) as stream:
-            return [SnapshotInfo.from_proto(info) for batch in stream for info in batch]
+        stream = self._conn.stream(self.stub.List, request, list_batch, timeout=deadline, metadata=metadata)
+        with stream:
+            return [info for batch in stream for info in batch]
 
     def usage(
         self, snapshotter: str, key: str, *, timeout: float | None = None, metadata: Metadata = ()
@@ -348,9 +425,9 @@ class SnapshotsService(Service):
         Raises:
             NotFoundError: No such snapshot.
         """
-        request = snapshots_pb2.UsageRequest(snapshotter=snapshotter, key=key)
-        resp = self._conn.unary(self.stub.Usage, request, timeout=timeout, metadata=metadata)
-        return Usage(size=resp.size, inodes=resp.inodes)
+        request = usage_request(snapshotter, key)
+        response = self._conn.unary(self.stub.Usage, request, timeout=timeout, metadata=metadata)
+        return usage_result(response)
 
     def cleanup(self, snapshotter: str, *, timeout: float | None = None, metadata: Metadata = ()) -> None:
         """Ask the snapshotter to free space held by removed snapshots.
@@ -364,5 +441,5 @@ class SnapshotsService(Service):
             UnimplementedError: The snapshotter has no cleanup step (on containerd 1.6,
                 neither ``native`` nor ``overlayfs`` has one by default).
         """
-        request = snapshots_pb2.CleanupRequest(snapshotter=snapshotter)
+        request = cleanup_request(snapshotter)
         self._conn.unary(self.stub.Cleanup, request, timeout=timeout, metadata=metadata)

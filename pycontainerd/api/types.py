@@ -1,8 +1,10 @@
-"""Result types of :mod:`pycontainerd.api`: small frozen dataclasses, not proto messages.
+"""Value types of :mod:`pycontainerd.api`: small frozen dataclasses, not proto messages.
 
-Each has a ``from_proto`` classmethod (and ``to_proto`` where it is also sent), so callers
-never handle generated messages unless they use a service's raw ``.stub``. Timestamps are
-aware UTC datetimes, ``None`` when unset (see :func:`pycontainerd.typeurl.timestamp`).
+Results, and the runc options callers send (:class:`RuncOptions`,
+:class:`RuncCheckpointOptions`). Each has a ``from_proto`` classmethod (and ``to_proto``
+where it is also sent), so callers never handle generated messages unless they use a
+service's raw ``.stub``. Timestamps are aware UTC datetimes, ``None`` when unset (see
+:func:`pycontainerd.typeurl.timestamp`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from google.protobuf import any_pb2
@@ -32,6 +34,8 @@ __all__ = [
     "Platform",
     "Plugin",
     "ProcessInfo",
+    "RuncCheckpointOptions",
+    "RuncOptions",
     "Runtime",
     "ServerInfo",
     "Status",
@@ -44,13 +48,19 @@ __all__ = [
 def decode_any(value: any_pb2.Any) -> Any:
     """Decode an Any for a result field without ever raising.
 
-    JSON types become Python objects, known protos messages; an unknown or undecodable
-    payload stays the raw ``Any``.
+    JSON types become Python objects; runc options their dataclass (:class:`RuncOptions`,
+    :class:`RuncCheckpointOptions`); other known protos messages. An unknown or
+    undecodable payload stays the raw ``Any``.
     """
     try:
-        return typeurl.unpack_value(value)
+        decoded = typeurl.unpack_value(value)
     except Exception:  # an unknown type must not break listing; the raw Any is kept
         return value
+    if isinstance(decoded, runc_pb2.Options):
+        return RuncOptions.from_proto(decoded)
+    if isinstance(decoded, runc_pb2.CheckpointOptions):
+        return RuncCheckpointOptions.from_proto(decoded)
+    return decoded
 
 
 class Status(str, enum.Enum):
@@ -265,11 +275,99 @@ class DeleteResult:
 
 
 @dataclass(frozen=True)
+class RuncOptions:
+    """Options of the runc shim (``containerd.runc.v1.Options``) for a container or a task.
+
+    Sent as a container's runtime options or with Tasks/Create, under the bare type URL
+    ``containerd.runc.v1.Options``. Zero values mean "the shim's default".
+
+    Attributes:
+        no_pivot_root: Use ``chroot`` instead of ``pivot_root`` (ramdisk rootfs).
+        no_new_keyring: Do not create a session keyring for the container.
+        shim_cgroup: The cgroup to put the shim in.
+        io_uid: Owner uid of the shim's end of the stdio FIFOs/pipes (the container's
+            root on the host under a user namespace).
+        io_gid: Owner gid of the same.
+        binary_name: The runc binary (name or path) the shim runs.
+        root: runc's ``--root`` state directory.
+        criu_path: The criu binary (containerd 1.6/1.7; ignored by 2.x).
+        systemd_cgroup: Let runc manage cgroups through systemd.
+        criu_image_path: CRIU's image directory.
+        criu_work_path: CRIU's work directory.
+        task_api_address: Address of an alternative task API (containerd 2.x).
+        task_api_version: Version of that task API (containerd 2.x).
+    """
+
+    no_pivot_root: bool = False
+    no_new_keyring: bool = False
+    shim_cgroup: str = ""
+    io_uid: int = 0
+    io_gid: int = 0
+    binary_name: str = ""
+    root: str = ""
+    criu_path: str = ""
+    systemd_cgroup: bool = False
+    criu_image_path: str = ""
+    criu_work_path: str = ""
+    task_api_address: str = ""
+    task_api_version: int = 0
+
+    @classmethod
+    def from_proto(cls, m: Any) -> RuncOptions:
+        """From a ``containerd.runc.v1.Options``."""
+        return cls(**{f.name: getattr(m, f.name) for f in fields(cls)})
+
+    def to_proto(self) -> runc_pb2.Options:
+        """As a ``containerd.runc.v1.Options``."""
+        return runc_pb2.Options(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class RuncCheckpointOptions:
+    """How the runc shim checkpoints a task with CRIU (``containerd.runc.v1.CheckpointOptions``).
+
+    Attributes:
+        exit: Stop the task after checkpointing it.
+        open_tcp: Checkpoint established TCP connections.
+        external_unix_sockets: Allow external unix sockets.
+        terminal: Allow a terminal.
+        file_locks: Checkpoint file locks.
+        empty_namespaces: Namespaces CRIU should not restore (created empty).
+        cgroups_mode: CRIU's cgroup mode (``soft``, ``full``, ``strict``).
+        image_path: Write the images into this directory instead of the content store.
+        work_path: CRIU's work directory.
+        parent_path: A previous checkpoint's directory, for an incremental one (containerd 2.x).
+    """
+
+    exit: bool = False
+    open_tcp: bool = False
+    external_unix_sockets: bool = False
+    terminal: bool = False
+    file_locks: bool = False
+    empty_namespaces: tuple[str, ...] = ()
+    cgroups_mode: str = ""
+    image_path: str = ""
+    work_path: str = ""
+    parent_path: str = ""
+
+    @classmethod
+    def from_proto(cls, m: Any) -> RuncCheckpointOptions:
+        """From a ``containerd.runc.v1.CheckpointOptions``."""
+        values = {f.name: getattr(m, f.name) for f in fields(cls)}
+        values["empty_namespaces"] = tuple(values["empty_namespaces"])
+        return cls(**values)
+
+    def to_proto(self) -> runc_pb2.CheckpointOptions:
+        """As a ``containerd.runc.v1.CheckpointOptions``."""
+        return runc_pb2.CheckpointOptions(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
 class Runtime:
     """A container's runtime: its name (``io.containerd.runc.v2``) and decoded options.
 
-    ``options`` is the decoded message (e.g. ``containerd.runc.v1.Options``), the raw Any
-    if its type is unknown here, or ``None``.
+    ``options`` is a :class:`RuncOptions` for runc options, another decoded message, the
+    raw Any if its type is unknown here, or ``None``.
     """
 
     name: str

@@ -1,6 +1,11 @@
-"""Typed wrapper for ``containerd.services.version.v1.Version``."""
+"""Typed wrapper for ``containerd.services.version.v1.Version``.
+
+The request is empty; :func:`version_result` is the pure conversion an asyncio client reuses.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from google.protobuf import empty_pb2
 
@@ -9,6 +14,11 @@ from pycontainerd._proto.services.version.v1 import version_pb2_grpc
 from pycontainerd.api.types import Version
 
 __all__ = ["VersionService"]
+
+
+def version_result(response: Any) -> Version:
+    """The version and revision a ``VersionResponse`` reports."""
+    return Version(version=response.version, revision=response.revision)
 
 
 class VersionService(Service):
@@ -23,4 +33,4 @@ class VersionService(Service):
             UnavailableError: The daemon cannot be reached.
         """
         response = self._conn.unary(self.stub.Version, empty_pb2.Empty(), timeout=timeout, metadata=metadata)
-        return Version(version=response.version, revision=response.revision)
+        return version_result(response)

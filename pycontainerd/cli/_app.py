@@ -15,16 +15,15 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from pycontainerd import _rules
+
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "parse"]
 
 #: Exit status for a command-line mistake (argparse's convention).
 EXIT_USAGE = 2
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
-_MAX_IDENTIFIER = 76
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?[bB]?)\s*$")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_MAX_ID = 2**31 - 1
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 
 _ALIASES = {"tasks": "ps", "ls": "containers"}
@@ -74,14 +73,10 @@ def identifier(text: str) -> str:
     Raises:
         argparse.ArgumentTypeError: It breaks containerd's identifier rules.
     """
-    if not text:
-        raise argparse.ArgumentTypeError("an id must not be empty")
-    if len(text) > _MAX_IDENTIFIER:
-        raise argparse.ArgumentTypeError(f"id {text[:20]!r}... is longer than {_MAX_IDENTIFIER} characters")
-    if not _IDENTIFIER.match(text):
-        raise argparse.ArgumentTypeError(
-            f"invalid id {text!r}: use letters and digits separated by single '.', '_' or '-'"
-        )
+    problem = _rules.identifier_problem(text)
+    if problem is not None:
+        shown = f"{text[:20]!r}..." if len(text) > _rules.MAX_IDENTIFIER_LENGTH else repr(text)
+        raise argparse.ArgumentTypeError(f"invalid id {shown}: {problem}")
     return text
 
 
@@ -115,7 +110,7 @@ def cpus(text: str) -> float:
     return value
 
 
-def _uint(text: str, what: str, original: str, upper: int = _MAX_ID) -> int:
+def _uint(text: str, what: str, original: str, upper: int = _rules.MAX_USER_ID) -> int:
     if not text.isdigit() or int(text) > upper:
         raise argparse.ArgumentTypeError(f"invalid {what} in {original!r}: must be a number 0..{upper}")
     return int(text)
@@ -164,18 +159,10 @@ def signal_spec(text: str) -> int:
     Raises:
         argparse.ArgumentTypeError: Unknown name or a number outside 1..64.
     """
-    import signal as _signal
-
-    upper = text.strip().upper()
-    if upper.isdigit():
-        if 1 <= int(upper) <= 64:
-            return int(upper)
-        raise argparse.ArgumentTypeError(f"invalid signal {text!r}: must be 1..64")
-    name = upper if upper.startswith("SIG") else "SIG" + upper
     try:
-        return int(_signal.Signals[name])
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"invalid signal {text!r} (e.g. TERM, KILL, 9)") from None
+        return _rules.signal_number(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def absolute_dir_path(text: str) -> str:
@@ -193,8 +180,8 @@ def container_path(text: str) -> str:
 
 
 def hostname(text: str) -> str:
-    """Check a hostname (1..64 characters, no whitespace, '/' or NUL)."""
-    if not 1 <= len(text) <= 64 or any(c.isspace() or c in "/\0" for c in text):
+    """Check a hostname (1..64 bytes, no whitespace, '/' or NUL)."""
+    if not 1 <= len(text.encode()) <= _rules.HOST_NAME_MAX or any(c.isspace() or c in "/\0" for c in text):
         raise argparse.ArgumentTypeError(f"invalid hostname {text!r}")
     return text
 

@@ -282,12 +282,12 @@ def _placement(ctx: Context) -> dict[str, Any]:
     """Where containers on the embedded daemon keep their bundles and runc state."""
     if not ctx.embedded:
         return {}
-    from pycontainerd._proto.runc.options import oci_pb2
+    from pycontainerd.api.types import RuncOptions
     from pycontainerd.cli import _embedded
 
     return {
         "state_dir": _embedded.bundles_dir(),
-        "runtime_options": oci_pb2.Options(root=_embedded.runc_root()),
+        "runtime_options": RuncOptions(root=_embedded.runc_root()),
     }
 
 

@@ -33,12 +33,13 @@ import threading
 from types import TracebackType
 from typing import Final
 
+from pycontainerd import _rules
 from pycontainerd._native import fifo as _fifo
 
 #: Mode of every FIFO :meth:`FIFOSet.create` makes (exact, umask-independent).
 FIFO_MODE: Final = 0o600
 
-_NAME_MAX: Final = 255
+_NAME_MAX: Final = _rules.NAME_MAX
 _LONGEST_SUFFIX: Final = "-stdout"
 
 

@@ -53,6 +53,8 @@ import urllib.parse
 from types import TracebackType
 from typing import Literal
 
+from pycontainerd import _rules
+
 __all__ = [
     "HELPER_NAME",
     "PROTOCOL_VERSION",
@@ -77,7 +79,6 @@ _HEADER = struct.Struct("4sBBH")
 # Room for far more fds than the helper sends: surplus ones must be received
 # to be closed (a truncated SCM_RIGHTS array is silently dropped by the kernel).
 _MAX_FDS = 16
-_SUN_PATH_MAX = 107  # sizeof(sun_path) - 1 for the terminating NUL
 
 
 class HandoffError(OSError):
@@ -228,7 +229,7 @@ def connect(sock: socket.socket, path: str) -> None:
         OSError: From connect(2) (``ConnectionRefusedError``: nobody listens), or
             opening the directory (a symlink as its last component is refused).
     """
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+    if _rules.socket_path_fits(path):
         sock.connect(path)
         return
     directory, base = os.path.split(path)

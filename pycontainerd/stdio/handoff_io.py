@@ -64,6 +64,7 @@ import threading
 import time
 import urllib.parse
 
+from pycontainerd import _rules
 from pycontainerd.stdio import handoff_helper
 from pycontainerd.stdio.process_io import IOConfig, ProcessIO
 from pycontainerd.stdio.pump import CancelToken, CopyResult, copy_streams
@@ -86,7 +87,7 @@ SOCKET_SUFFIX = "-handoff.sock"
 # (doubling from the first value; nearly always the first look succeeds).
 _POLL_FIRST = 0.0002
 _POLL_MAX = 0.02
-_NAME_MAX = 255
+_NAME_MAX = _rules.NAME_MAX
 
 
 class HandoffUnavailableError(ValueError):

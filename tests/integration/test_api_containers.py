@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from pycontainerd import errors, oci
-from pycontainerd._proto.runc.options import oci_pb2 as runc_pb2
+from pycontainerd.api.types import RuncOptions
 from pycontainerd.client import Client
 
 
@@ -19,7 +19,7 @@ def _id() -> str:
 def test_create_get_list_update_delete(client: Client, rootfs: str) -> None:
     cid = _id()
     spec = oci.build(args=["true"], rootfs=rootfs, namespace=client.namespace, container_id=cid)
-    options = runc_pb2.Options(binary_name="runc", io_uid=0)
+    options = RuncOptions(binary_name="runc", io_uid=0)
     created = client.api.containers.create(
         cid, spec=spec, labels={"app": "web", "tier": "1"}, runtime_options=options
     )

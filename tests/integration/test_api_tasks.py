@@ -18,7 +18,7 @@ from pycontainerd import errors, oci
 from pycontainerd._proto.cgroups.v1 import metrics_pb2 as cgroup1
 from pycontainerd._proto.cgroups.v2 import metrics_pb2 as cgroup2
 from pycontainerd._proto.runc.options import oci_pb2 as runc_pb2
-from pycontainerd.api.types import Status
+from pycontainerd.api.types import RuncCheckpointOptions, Status
 from pycontainerd.client import Client
 
 CGROUP2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
@@ -235,7 +235,7 @@ def _criu_works() -> bool:
 
 def test_checkpoint(client: Client, running: str, tmp_path: Path) -> None:
     image_dir = tmp_path / "criu"
-    options = runc_pb2.CheckpointOptions(exit=False, image_path=str(image_dir))
+    options = RuncCheckpointOptions(exit=False, image_path=str(image_dir))
     if _criu_works():
         descriptors = client.api.tasks.checkpoint(running, options=options)
         assert descriptors

@@ -3,79 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
 
 import pytest
 
 from pycontainerd import _validate, oci
-
-VALID_IDS = ["default", "containerd.io", "task.0.0123456789", "underscores_are_allowed", "a" * 76, "A-b_c.9"]
-INVALID_IDS = [
-    "",
-    ".",
-    "..",
-    "/",
-    ".foo..foo",
-    "foo/foo",
-    "foo/..",
-    "foo..foo",
-    "foo.-boo",
-    "-foo.boo",
-    "foo.boo-",
-    "but__only_tasteful_underscores",
-    "default--default",
-    "a" * 77,
-    "a b",
-    "a\0b",
-    "é",
-]
-
-
-@pytest.mark.parametrize("value", VALID_IDS)
-def test_identifier_accepts(value):
-    assert _validate.identifier(value) == value
-
-
-@pytest.mark.parametrize("value", INVALID_IDS)
-def test_identifier_rejects(value):
-    with pytest.raises(ValueError, match="exec id"):
-        _validate.identifier(value, "exec id")
-
-
-@pytest.mark.parametrize("value", [None, 3, b"abc"])
-def test_identifier_type(value):
-    with pytest.raises(TypeError):
-        _validate.identifier(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "number"),
-    [
-        (9, 9),
-        (signal.SIGTERM, 15),
-        ("KILL", 9),
-        ("SIGKILL", 9),
-        ("sigusr1", int(signal.SIGUSR1)),
-        (" term ", 15),
-        ("1", 1),
-        (64, 64),
-        ("SIGRTMIN", int(signal.SIGRTMIN)),
-    ],
-)
-def test_signal_number_accepts(value, number):
-    assert _validate.signal_number(value) == number
-
-
-@pytest.mark.parametrize("value", [0, -1, 65, 1 << 32, "SIG42", "FOO", "", "SIG", "0", "99"])
-def test_signal_number_rejects(value):
-    with pytest.raises(ValueError, match="invalid signal"):
-        _validate.signal_number(value)
-
-
-@pytest.mark.parametrize("value", [True, 1.0, None, b"KILL"])
-def test_signal_number_type(value):
-    with pytest.raises(TypeError):
-        _validate.signal_number(value)
 
 
 @pytest.mark.parametrize(("w", "h"), [(0, 0), (80, 24), (65535, 65535)])

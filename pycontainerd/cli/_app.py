@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_common(suppress=True)]
 
     def add(
-        name: str, help: str, aliases: Sequence[str] = (), epilog: str | None = None
+        name: str, help: str, aliases: Sequence[str] = (), epilog: str | None = None, usage: str | None = None
     ) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
@@ -265,10 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
             aliases=list(aliases),
             parents=common,
             epilog=epilog,
+            usage=usage,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    run = add("run", "run a command in a new container", epilog=_RUN_EPILOG)
+    # argparse would render the positional "refs" as "[IMAGE] ID [CMD] [[IMAGE] ID [CMD] ...]".
+    run = add("run", "run a command in a new container", epilog=_RUN_EPILOG,
+              usage="%(prog)s [OPTIONS] --rootfs DIR ID [--] CMD [ARG...]")
     run.add_argument("--rm", action="store_true", help="delete the container when it exits")
     run.add_argument("-d", "--detach", action="store_true", help="start it and return (output is discarded)")
     run.add_argument(
@@ -294,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the container id (after IMAGE when --rootfs is not given)",
     )
 
-    exec_ = add("exec", "run an additional process in a running container")
+    exec_ = add("exec", "run an additional process in a running container",
+                usage="%(prog)s [OPTIONS] ID EXEC_ID [--] CMD [ARG...]")
     exec_.add_argument(
         "-d", "--detach", action="store_true", help="start it and return (output is discarded)"
     )

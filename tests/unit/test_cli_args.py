@@ -278,3 +278,16 @@ def test_embedded_default_dir_never_collides_with_a_namespace(monkeypatch: pytes
     name = os.path.basename(_embedded.base_dir())
     if os.geteuid() == 0:
         assert name.startswith(".")  # no containerd namespace can start with a dot
+
+
+@pytest.mark.parametrize(("command", "usage"), [
+    ("run", "usage: pycontainerd run [OPTIONS] --rootfs DIR ID [--] CMD [ARG...]"),
+    ("exec", "usage: pycontainerd exec [OPTIONS] ID EXEC_ID [--] CMD [ARG...]"),
+])
+def test_usage_line_shows_the_command_after_double_dash(capsys: pytest.CaptureFixture[str], command: str,
+                                                        usage: str) -> None:
+    with pytest.raises(SystemExit):
+        _app.build_parser().parse_args([command, "--help"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == usage
+    assert "[[" not in first

@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -65,6 +66,7 @@
 #define MAX_STREAMS 4096
 #define AMBIGUOUS_LIMIT 64                 /* EAGAINs with both sides ready before giving up splice */
 #define CANCEL_KEY UINT32_MAX
+#define DRAIN_KEY (UINT32_MAX - 1)
 
 enum kind { K_PIPE, K_STREAM_SOCK, K_MSG_SOCK, K_FILE, K_TTY, K_CHAR, K_OTHER };
 
@@ -566,8 +568,40 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
  * pthread_sigmask/epoll_create1/epoll_ctl (EBADF: a bad cancel_fd)/epoll_wait.
  * The descriptors are never closed and their flags are never changed; pipe
  * buffers are enlarged (F_SETPIPE_SZ) once a stream waits or has moved 1 MiB,
- * unless PCD_PUMP_NO_RESIZE. */
+ * unless PCD_PUMP_NO_RESIZE.
+ *
+ * pcd_pump_drain also watches drain_fd (-1: none): once it is readable, a
+ * stream whose source holds no more bytes (FIONREAD) and whose bytes were all
+ * written ends as if at EOF (done, err 0). This is the end of a process's
+ * output when its pipes see no EOF at exit (the handoff: the shim holds the
+ * write ends until Delete, and no writer is left). A destination that blocks
+ * keeps the stream going, still cancellable. */
+/* Whether a drained stream is finished: nothing of it is buffered here and its
+ * source holds no bytes. FIONREAD on a pipe is taken under the pipe's lock, so
+ * a splice is never half-seen. A source that cannot say (not a pipe or
+ * socket) counts as empty once the loop last saw it would block. */
+static bool drained(struct pump *p, struct stream *s)
+{
+    if (s->len > 0)
+        return false;
+    int unread = 0;
+    if (ioctl(s->io->src, FIONREAD, &unread) == 0) {
+        if (unread > 0) {
+            p->fds[s->si].in_ready = true; /* read it, whatever the edge said */
+            return false;
+        }
+        return true;
+    }
+    return !p->fds[s->si].in_ready;
+}
+
 int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsigned int flags)
+{
+    return pcd_pump_drain(streams, nstreams, cancel_fd, -1, flags);
+}
+
+int pcd_pump_drain(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, int drain_fd,
+                   unsigned int flags)
 {
     if (nstreams < 0 || nstreams > MAX_STREAMS || (nstreams > 0 && streams == NULL))
         return -EINVAL;
@@ -602,11 +636,20 @@ int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsig
             goto out;
         }
     }
+    if (drain_fd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+        ev.data.u32 = DRAIN_KEY;
+        if (epoll_ctl(p.epfd, EPOLL_CTL_ADD, drain_fd, &ev) < 0) {
+            rc = -errno;
+            goto out;
+        }
+    }
     for (int i = 0; i < nstreams; i++)
         setup_stream(&p, &ss[i], &streams[i], flags);
 
     rc = 0;
     int timeout = 0;
+    bool draining = false;
     for (;;) {
         int n = epoll_wait(p.epfd, evs, maxev, timeout);
         if (n < 0) {
@@ -619,6 +662,10 @@ int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsig
         for (int k = 0; k < n; k++) {
             if (evs[k].data.u32 == CANCEL_KEY) {
                 cancelled = true;
+                continue;
+            }
+            if (evs[k].data.u32 == DRAIN_KEY) {
+                draining = true;
                 continue;
             }
             struct fdent *e = &p.fds[evs[k].data.u32];
@@ -636,6 +683,11 @@ int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsig
         for (int i = 0; i < nstreams; i++) {
             if (ss[i].io->done)
                 continue;
+            if (draining && drained(&p, &ss[i])) {
+                finish(&p, &ss[i], 0); /* like EOF: everything written so far was delivered */
+                progress = true;
+                continue;
+            }
             if (run_stream(&p, &ss[i]))
                 progress = true;
             if (!ss[i].io->done)

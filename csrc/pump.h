@@ -28,5 +28,7 @@ struct pcd_pump_stream {
 };
 
 int pcd_pump(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, unsigned int flags);
+int pcd_pump_drain(struct pcd_pump_stream *streams, int nstreams, int cancel_fd, int drain_fd,
+                   unsigned int flags);
 
 #endif

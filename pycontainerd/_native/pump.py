@@ -20,15 +20,17 @@ DISCARD_ON_ERROR: int = LIB.PCD_PUMP_DISCARD_ON_ERROR
 
 
 def pump(
-    pairs: Sequence[tuple[int, int]], cancel_fd: int = -1, flags: int = 0
+    pairs: Sequence[tuple[int, int]], cancel_fd: int = -1, flags: int = 0, drain_fd: int = -1
 ) -> tuple[bool, list[tuple[int, int, bool, int]]]:
-    """Run ``pcd_pump``: copy every ``(src, dst)`` pair in one epoll loop, GIL released.
+    """Run ``pcd_pump_drain``: copy every ``(src, dst)`` pair in one epoll loop, GIL released.
 
     Args:
         pairs: ``(source fd, destination fd)`` pairs; never closed here.
         cancel_fd: A descriptor (an eventfd) whose readability cancels the
             copy, or ``-1``.
         flags: ``NO_SPLICE``, ``NO_RESIZE`` and/or ``DISCARD_ON_ERROR``.
+        drain_fd: A descriptor (an eventfd) whose readability makes every pair
+            end once its source is empty and its bytes are written, or ``-1``.
 
     Returns:
         ``(cancelled, outcomes)``, one ``(nbytes, errno, done, dropped)`` per
@@ -44,7 +46,7 @@ def pump(
     for i, (src, dst) in enumerate(pairs):
         streams[i].src = src
         streams[i].dst = dst
-    rc = check(LIB.pcd_pump(streams, len(pairs), cancel_fd, flags))
+    rc = check(LIB.pcd_pump_drain(streams, len(pairs), cancel_fd, drain_fd, flags))
     outcomes = [(int(s.nbytes), int(s.err), bool(s.done), int(s.dropped)) for s in streams[0 : len(pairs)]]
     return rc == LIB.PCD_PUMP_CANCELLED, outcomes
 

@@ -27,8 +27,10 @@ When handoff does not apply (:func:`unavailable_reason`, checked before anything
 How the end of the output is found. The shim keeps the pipes' write ends until
 the process is **deleted**, so the client sees no EOF at exit. Instead,
 :meth:`HandoffIO.process_exited` (called by ``Process.wait()`` when the Wait RPC
-returns, and by ``delete()``) makes the pump copy until both pipes are empty
-and then stop; only then does ``wait()`` resolve. For a task's init process in
+returns, and by ``delete()``) switches the pump to draining: it copies until
+both pipes are empty and every byte it read is written, then stops (the
+pump's drain mode, one native thread for both pipes); only then does
+``wait()`` resolve. For a task's init process in
 its own pid namespace this is every byte: when it has exited, every process of
 the container is dead, so the pipes hold all that is left. For an **exec** (or
 an init process sharing a pid namespace), output a background child writes
@@ -36,16 +38,14 @@ after the process's exit is not delivered to this handle: it stays in the pipe
 (and eventually blocks the child) until the exec is deleted. The FIFO path
 would instead wait for that child (and raise ``DrainTimeoutError``).
 
-Where bytes can be lost: nowhere at exit. The pump copies pipes into pipes,
-regular files (not ``O_APPEND``/``O_DIRECT``) and ``/dev/null`` with splice
-only, so a stop never strands bytes in a buffer; any other sink (ttys,
-sockets, append-only log files) is fed through a relay pipe that is closed
-(EOF) once the container's pipe is empty. A client that is killed or detaches
-mid-stream leaves the unread rest in the pipe: the helper keeps its own copies
-of the read ends, and :meth:`Container.attach_task` with any sink strategy
-connects again (the socket path is in the ``binary://`` URI that Tasks/Get
-reports) and receives the rest exactly once. Bytes a killed client had already
-moved into a relay pipe (only with the sinks above that need one) are lost
+Where bytes can be lost: nowhere at exit (the drain ends a stream only when
+nothing of it is left in the pipe or the pump's buffer, whatever the sink).
+A client that is killed or detaches mid-stream leaves the unread rest in the
+pipe: the helper keeps its own copies of the read ends, and
+:meth:`Container.attach_task` with any sink strategy connects again (the
+socket path is in the ``binary://`` URI that Tasks/Get reports) and receives
+the rest exactly once. Bytes a killed client had already read into the pump's
+buffer (sinks splice cannot feed: ttys, sockets, append-only files) are lost
 with it, as bytes in a FIFO client's buffer are.
 
 .. versionadded:: 0.1
@@ -54,20 +54,15 @@ with it, as bytes in a FIFO client's buffer are.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import stat
-import sys
-import termios
-import threading
-import time
 import urllib.parse
 
 from pycontainerd import _rules
 from pycontainerd.stdio import handoff_helper
 from pycontainerd.stdio.process_io import IOConfig, ProcessIO
-from pycontainerd.stdio.pump import CancelToken, CopyResult, copy_streams
+from pycontainerd.stdio.pump import CancelToken
 from pycontainerd.stdio.sinks import Ends, Outputs
 from pycontainerd.stdio.strategy import RECEIVE_TIMEOUT, Stdio
 
@@ -83,10 +78,6 @@ __all__ = [
 
 #: The helper's socket is ``<bundle dir>/<process id><SOCKET_SUFFIX>``, beside the FIFOs' names.
 SOCKET_SUFFIX = "-handoff.sock"
-# Exit drain: how often to look whether the container's pipes are empty yet
-# (doubling from the first value; nearly always the first look succeeds).
-_POLL_FIRST = 0.0002
-_POLL_MAX = 0.02
 _NAME_MAX = _rules.NAME_MAX
 
 
@@ -179,34 +170,6 @@ def unavailable_reason(stdio: Stdio, *, terminal: bool) -> str | None:
     return None
 
 
-def _unread(fd: int) -> int:
-    """Bytes waiting in a pipe (FIONREAD; taken under the pipe's lock, so a splice is never half-seen)."""
-    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder, signed=True)
-
-
-def _splices_losslessly(fd: int) -> bool:
-    """Whether the pump moves pipe data into ``fd`` with splice alone.
-
-    Then nothing ever waits in the pump's own buffer, so stopping it once the
-    source pipe is empty cannot strand a byte. Conservative: a sink for which
-    the pump might fall back to read/write (a refused or ambiguous splice)
-    gets a relay pipe instead.
-    """
-    try:
-        st = os.fstat(fd)
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    except OSError:
-        return False  # a closed sink: the relayed copy reports its error
-    if stat.S_ISFIFO(st.st_mode):
-        return True
-    if stat.S_ISREG(st.st_mode):
-        # splice into an O_APPEND file is refused (EINVAL); O_DIRECT needs alignment.
-        return not flags & (os.O_APPEND | os.O_DIRECT)
-    if stat.S_ISCHR(st.st_mode):
-        return (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)  # /dev/null
-    return False
-
-
 def _remove_stale_socket(path: str) -> None:
     """Remove a socket left at ``path`` by a helper that was killed (nobody listens on it).
 
@@ -229,25 +192,6 @@ def _remove_stale_socket(path: str) -> None:
                 os.unlink(path)
         except OSError:
             pass
-
-
-class _Stream:
-    """One output stream: container pipe -> sink, or -> relay pipe -> sink."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.reader: threading.Thread | None = None  # reads the container's pipe
-        self.writer: threading.Thread | None = None  # relay -> sink, when relayed
-        self.result = CopyResult(0, None, False)
-
-    @property
-    def reading(self) -> bool:
-        return self.reader is not None and self.reader.is_alive()
-
-    def join(self) -> None:
-        for thread in (self.reader, self.writer):
-            if thread is not None:
-                thread.join()
 
 
 class HandoffIO(ProcessIO):
@@ -273,10 +217,8 @@ class HandoffIO(ProcessIO):
         self._timeout = timeout
         self._received: handoff_helper.HandoffPipes | None = None
         self._connecting = False
-        self._relay_fds: list[int] = []
-        # Stops the reads of the container's pipes: at the exit drain's end or on cancel.
+        # Cancelled at the process's exit: the pump then copies until the pipes are empty.
         self._drain = CancelToken()
-        self._exited = threading.Event()
 
     @classmethod
     def open(cls, outputs: Outputs, socket_path: str, *,
@@ -358,88 +300,18 @@ class HandoffIO(ProcessIO):
                 pipes.close()
                 return
             self._received = pipes
-            self._spawn("pcd-handoff-io", self._supervise, pipes.stdout, pipes.stderr)
+            # One native thread serves both pipes, as for FIFOs.
+            self._start_output([("stdout", pipes.stdout), ("stderr", pipes.stderr)], drain=self._drain)
 
     def process_exited(self) -> None:
         """The process has exited: copy what its pipes still hold, then finish. Idempotent, never blocks."""
-        self._exited.set()
-
-    # -- the transport hooks -------------------------------------------------
-    def _cancel_transport(self) -> None:
-        # Bytes still in the pipes stay there for a later reader.
         self._drain.cancel()
-        self._exited.set()
 
     def _release_transport(self, *, keep: bool) -> None:
         # Runs after every copying thread was joined, so no copy uses these fds; the
         # helper and its socket stay either way (until the process is deleted).
         with self._lock:
             received, self._received = self._received, None
-            relays, self._relay_fds = self._relay_fds, []
         if received is not None:
             received.close()
-        for fd in relays:
-            with contextlib.suppress(OSError):
-                os.close(fd)
         self._drain.close()
-
-    # -- copying -------------------------------------------------------------
-    def _supervise(self, out_src: int, err_src: int) -> None:
-        streams: list[_Stream] = []
-        try:
-            streams.append(self._start_stream("stdout", out_src, self._ends.stdout))
-            streams.append(self._start_stream("stderr", err_src, self._ends.stderr))
-            self._exited.wait()
-            self._drain_at_exit((out_src, err_src), streams)
-            for stream in streams:
-                stream.join()
-        except BaseException as exc:  # handed to the waiter
-            self._drain.cancel()
-            self._out_cancel.cancel()
-            for stream in streams:
-                stream.join()
-            self._fail(exc)
-        else:
-            self._finish([stream.name for stream in streams], [stream.result for stream in streams])
-
-    def _drain_at_exit(self, sources: tuple[int, int], streams: list[_Stream]) -> None:
-        # No writer is left (see the module docstring), so once both pipes are
-        # empty every byte has left them: spliced into the sink or a relay pipe.
-        delay = _POLL_FIRST
-        while not self._drain.cancelled and any(stream.reading for stream in streams):
-            if all(_unread(fd) == 0 for fd in sources):
-                self._drain.cancel()
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
-
-    def _start_stream(self, name: str, src: int, sink: int) -> _Stream:
-        stream = _Stream(name)
-        if _splices_losslessly(sink):
-            stream.reader = self._spawn(f"pcd-handoff-{name}", self._copy_direct, stream, src, sink)
-            return stream
-        relay_r, relay_w = os.pipe2(os.O_CLOEXEC)
-        self._relay_fds.append(relay_r)
-        try:
-            stream.writer = self._spawn(f"pcd-handoff-{name}-out", self._copy_relayed, stream, relay_r, sink)
-            stream.reader = self._spawn(f"pcd-handoff-{name}-in", self._copy_to_relay, src, relay_w)
-        except BaseException:
-            os.close(relay_w)
-            raise
-        return stream
-
-    # A sink that fails must not stall the container once its pipe fills: the
-    # pump keeps reading that stream into nothing (discard_on_error) and the
-    # error reaches the waiter through sink_error().
-    def _copy_direct(self, stream: _Stream, src: int, sink: int) -> None:
-        (stream.result,) = copy_streams([(src, sink)], cancel=self._drain, discard_on_error=True)
-
-    def _copy_to_relay(self, src: int, relay_w: int) -> None:
-        try:
-            copy_streams([(src, relay_w)], cancel=self._drain, discard_on_error=True)
-        finally:
-            # EOF for the relay's reader: everything before it is in the relay pipe.
-            os.close(relay_w)
-
-    def _copy_relayed(self, stream: _Stream, relay_r: int, sink: int) -> None:
-        (stream.result,) = copy_streams([(relay_r, sink)], cancel=self._out_cancel, discard_on_error=True)

@@ -258,28 +258,30 @@ class ProcessIO:
         thread.start()
         return thread
 
-    def _start_output(self, sources: list[tuple[str, int]]) -> None:
+    def _start_output(self, sources: list[tuple[str, int]], *, drain: CancelToken | None = None) -> None:
         """Copy each ``(stream name, source fd)`` into its sink in the ends, from one native thread.
 
         Args:
             sources: The streams to copy; a stream whose sink is -1 is skipped.
+            drain: Once cancelled, each stream ends when its source is empty and
+                its bytes are written (sources that see no EOF at the exit).
         """
         pairs = [(name, src, self._sink_of(name)) for name, src in sources if self._sink_of(name) >= 0]
         if not pairs:
             self._finish([], [])
             return
-        self._spawn("pcd-io-output", self._pump_output, pairs)
+        self._spawn("pcd-io-output", self._pump_output, pairs, drain)
 
     def _sink_of(self, name: str) -> int:
         return self._ends.stdout if name == "stdout" else self._ends.stderr
 
-    def _pump_output(self, pairs: list[tuple[str, int, int]]) -> None:
+    def _pump_output(self, pairs: list[tuple[str, int, int]], drain: CancelToken | None) -> None:
         try:
             # A sink that fails (a full disk, a closed pipe) must not stall the
             # container once its pipe fills: the pump keeps reading that stream
             # into nothing, and the error is reported when the output is done.
             results = copy_streams([(src, dst) for _, src, dst in pairs], cancel=self._out_cancel,
-                                   discard_on_error=True)
+                                   discard_on_error=True, drain=drain)
         except BaseException as exc:
             self._fail(exc)
         else:

@@ -147,7 +147,8 @@ def _fd(value: int) -> int:
 
 
 def copy_streams(
-    pairs: Sequence[tuple[int, int]], *, cancel: CancelToken | None = None, discard_on_error: bool = False
+    pairs: Sequence[tuple[int, int]], *, cancel: CancelToken | None = None, discard_on_error: bool = False,
+    drain: CancelToken | None = None,
 ) -> list[CopyResult]:
     """Copy every ``(src_fd, dst_fd)`` pair until EOF, all in one native loop, in this thread.
 
@@ -164,6 +165,10 @@ def copy_streams(
             the bytes, so that the process writing the source never blocks on a
             full pipe; the error is still reported in the pair's result, with
             the bytes dropped. Without it, a failed pair stops reading.
+        drain: Once cancelled, each pair ends when its source holds no more
+            bytes and every byte read was written (as at EOF: not ``cancelled``).
+            For sources that see no EOF when their writer is done (the handoff's
+            pipes, whose write ends the shim keeps until Delete).
 
     Returns:
         One :class:`CopyResult` per pair, in order.
@@ -178,7 +183,9 @@ def copy_streams(
     """
     fds = [(_fd(src), _fd(dst)) for src, dst in pairs]
     cancel_fd = -1 if cancel is None else cancel.fileno()
-    cancelled, outcomes = _pump.pump(fds, cancel_fd, _pump.DISCARD_ON_ERROR if discard_on_error else 0)
+    drain_fd = -1 if drain is None else drain.fileno()
+    flags = _pump.DISCARD_ON_ERROR if discard_on_error else 0
+    cancelled, outcomes = _pump.pump(fds, cancel_fd, flags, drain_fd)
     return [
         CopyResult(nbytes, os_error(err) if err else None, cancelled and not done, dropped)
         for nbytes, err, done, dropped in outcomes

@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -554,3 +555,34 @@ def test_no_leaks_across_200_cycles(client, rootfs, containerd_address, namespac
         assert not os.path.exists(bundle)
     state = os.path.dirname(bundles[0])
     assert _sockets_under(state) == []
+
+
+@pytest.mark.parametrize("transport", ["fifo", "handoff"])
+def test_one_thread_serves_a_running_process(client, rootfs, tmp_path, transport) -> None:
+    """stdout and stderr of a running process are served by exactly one of our threads, on both transports."""
+    def ours() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("pcd-")}
+
+    before = ours()
+    cid = f"threads-{transport}"
+    container = client.new_container(cid, oci.build(args=["sh", "-c", "echo up; exec sleep 1000"],
+                                                     rootfs=rootfs, namespace=client.namespace,
+                                                     container_id=cid))
+    with open(tmp_path / "out", "wb") as out:
+        strategy = stdio.streams(stdout=out, stderr=out)
+        task = container.new_task(stdio=stdio.handoff(strategy, fallback=False) if transport == "handoff"
+                                  else strategy)
+        exited = task.wait()
+        task.start()
+        try:
+            while b"up" not in (tmp_path / "out").read_bytes():
+                assert not exited.done(), exited.result()
+                time.sleep(0.01)
+            serving = ours() - before
+            assert [t.name for t in serving] == ["pcd-io-output"]
+        finally:
+            task.kill(9)
+            exited.result(120)
+            task.delete()
+    container.delete()
+    assert ours() - before == set()

@@ -13,7 +13,6 @@ from pycontainerd.stdio.fifo_io import FIFOIO
 from pycontainerd.stdio.handoff_io import (
     HandoffIO,
     _remove_stale_socket,
-    _splices_losslessly,
     available,
     socket_from_uri,
     socket_path,
@@ -120,27 +119,6 @@ def test_open_builds_uri_and_closes_cleanly(tmp_path):
     assert io.done.done()
     assert len(os.listdir("/proc/self/fd")) == before
     assert os.listdir(tmp_path) == []
-
-
-def test_splices_losslessly(tmp_path):
-    r, w = os.pipe()
-    plain = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
-    append = os.open(tmp_path / "g", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    null = os.open(os.devnull, os.O_WRONLY)
-    zero = os.open("/dev/zero", os.O_WRONLY)
-    left, right = socket.socketpair()
-    try:
-        assert _splices_losslessly(w)
-        assert _splices_losslessly(plain)
-        assert _splices_losslessly(null)
-        assert not _splices_losslessly(append)
-        assert not _splices_losslessly(zero)
-        assert not _splices_losslessly(left.fileno())
-    finally:
-        for fd in (r, w, plain, append, null, zero):
-            os.close(fd)
-        left.close()
-        right.close()
 
 
 def test_remove_stale_socket_only_when_nobody_listens(tmp_path):

@@ -188,7 +188,7 @@ def copy_native(src: int, dst: int) -> int:
 def copy_native_rw(src: int, dst: int) -> int:
     from pycontainerd._native import pump
 
-    _, [(nbytes, err, _done)] = pump.pump([(src, dst)], -1, pump.NO_SPLICE)
+    _, [(nbytes, err, _done, _dropped)] = pump.pump([(src, dst)], -1, pump.NO_SPLICE)
     if err:
         raise OSError(err, os.strerror(err))
     return nbytes

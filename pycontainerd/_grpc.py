@@ -43,6 +43,7 @@ __all__ = [
     "Connection",
     "ResponseStream",
     "Service",
+    "serving",
     "socket_path",
     "validate_namespace",
 ]
@@ -223,6 +224,43 @@ class _SharedChannel:
             channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
+
+
+def _health_check(channel: grpc.Channel, *, timeout: float | None, wait_for_ready: bool) -> bool:
+    """The one health check: ``grpc.health.v1.Health/Check``; True when the answer is SERVING.
+
+    Raises:
+        grpc.RpcError: The call failed.
+    """
+    check = channel.unary_unary(
+        _HEALTH_CHECK,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    response = check(health_pb2.HealthCheckRequest(), timeout=timeout, wait_for_ready=wait_for_ready)
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def serving(address: str, timeout: float) -> bool:
+    """Whether a containerd serves at the socket ``address`` now: one health check, no error raised.
+
+    A fresh channel per probe: a channel that failed to connect backs off (1 s
+    and growing) before it tries again, which would slow start-up detection.
+
+    Args:
+        address: The socket path.
+        timeout: Seconds the check may take.
+
+    Returns:
+        True when the daemon answered SERVING within ``timeout``.
+    """
+    if socket_problem(address) is not None:
+        return False
+    with grpc.insecure_channel("unix://" + address) as channel:
+        try:
+            return _health_check(channel, timeout=timeout, wait_for_ready=False)
+        except grpc.RpcError:
+            return False
 
 
 def socket_problem(path: str) -> errors.ContainerdError | None:
@@ -522,13 +560,8 @@ class Connection:
         problem = socket_problem(self.address)
         if problem is not None:
             raise problem
-        check = self.channel.unary_unary(
-            _HEALTH_CHECK,
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
         try:
-            check(health_pb2.HealthCheckRequest(), timeout=limit, wait_for_ready=True)
+            _health_check(self.channel, timeout=limit, wait_for_ready=True)
         except grpc.RpcError as err:
             mapped = self.map_error(err)
             if isinstance(mapped, errors.DeadlineExceededError):

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -197,6 +198,10 @@ def test_killed_daemon_restarts_and_finds_its_task(
 
     # The reconnected daemon still controls the task.
     ctr(daemon.address, ns, "tasks", "kill", "--signal", "SIGKILL", "survivor")
+    # Kill only sends the signal: the task is STOPPED once the shim reported the exit.
+    deadline = time.monotonic() + 60
+    while tasks(daemon.address, ns)["survivor"][1] != "STOPPED" and time.monotonic() < deadline:
+        time.sleep(0.02)
     ctr(daemon.address, ns, "tasks", "delete", "survivor")
     ctr(daemon.address, ns, "containers", "delete", "survivor")
     assert not alive(task_pid)

@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -93,14 +94,42 @@ class Sink:
             assert size == expected, f"file has {size} bytes, expected {expected}"
 
 
+class ThreadWatch:
+    """The most of our stdio threads (``pcd-*``) alive at once while a run streams."""
+
+    def __init__(self) -> None:
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="bench-thread-watch", daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.most = max(self.most, sum(t.name.startswith("pcd-") for t in threading.enumerate()))
+
+    def __enter__(self) -> ThreadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+#: Per mode, the most pcd- threads seen during any run (one process at a time).
+THREADS: dict[str, int] = {}
+
+
 def one_pycontainerd(
     client: Client, rootfs: str, count: int, sink: Sink, *, handoff: bool
 ) -> tuple[float, float]:
     cpu0 = cpu_self()
     t0 = time.perf_counter()
-    result = run(["dd", "if=/dev/zero", "bs=1M", f"count={count}"], rootfs=rootfs, stdout=sink.fd,
-                 client=client, handoff=handoff)  # fmt: skip
+    with ThreadWatch() as watch:
+        result = run(["dd", "if=/dev/zero", "bs=1M", f"count={count}"], rootfs=rootfs, stdout=sink.fd,
+                     client=client, handoff=handoff)  # fmt: skip
     wall = time.perf_counter() - t0
+    mode = "handoff" if handoff else "fifo"
+    THREADS[mode] = max(THREADS.get(mode, 0), watch.most)
     cpu = cpu_self() - cpu0
     assert result.returncode == 0, result
     return wall, cpu
@@ -226,6 +255,8 @@ def main() -> None:
     for row in (header, *lines):
         cells = zip(row, widths, strict=True)
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(cells)))
+    print("\nstdio threads per running process (most seen): "
+          + ", ".join(f"{mode} {n}" for mode, n in sorted(THREADS.items())))
     if args.chart:
         write_handoff_chart(args.chart, med, gib)
     if args.markdown:

@@ -278,8 +278,13 @@ def socket_problem(path: str) -> errors.ContainerdError | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        hint = ""
+        if path == DEFAULT_ADDRESS:
+            # No system daemon: say how to run one of our own, as the CLI does.
+            hint = (" (no system containerd: start a private one with 'pycontainerd daemon start', "
+                    "which Client() then finds, or pass its address)")
         return errors.UnavailableError(
-            f"containerd socket {path} does not exist: is containerd running?", code=unavailable
+            f"containerd socket {path} does not exist: is containerd running?{hint}", code=unavailable
         )
     except PermissionError:
         return errors.PermissionDeniedError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pycontainerd import _address
 from pycontainerd._grpc import DEFAULT_CONNECT_TIMEOUT, Connection
 from pycontainerd.api import API
 from pycontainerd.api.types import Version
@@ -31,7 +32,10 @@ class Client:
 
     Args:
         address: The unix socket, as a path or ``unix://`` URL. Default:
-            ``$CONTAINERD_ADDRESS``, else ``/run/containerd/containerd.sock``.
+            ``$CONTAINERD_ADDRESS``, else the system daemon's socket
+            (``/run/containerd/containerd.sock``) if it serves, else the embedded
+            daemon's (``pycontainerd daemon start``) if that one serves, else the
+            system socket (see :mod:`pycontainerd._address`).
         namespace: The containerd namespace of every call. Default:
             ``$CONTAINERD_NAMESPACE``, else ``"default"``.
         timeout: Default deadline in seconds for unary calls (``None``: 60 s). Waits and
@@ -52,6 +56,8 @@ class Client:
         timeout: float | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
+        if address is None:
+            address = _address.default_address()
         self._init(
             Connection(address, namespace=namespace, timeout=timeout, connect_timeout=connect_timeout)
         )

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from pycontainerd import _address
+
 if TYPE_CHECKING:
     from pycontainerd.daemon import PrivateContainerd
 
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 #: Overrides the embedded daemon's directory (tests use a temporary one).
-ENV_DIR = "PYCONTAINERD_EMBEDDED_DIR"
+ENV_DIR = _address.ENV_EMBEDDED_DIR
 #: ``1``: start the embedded daemon on demand when no containerd is reachable.
 ENV_ON_DEMAND = "PYCONTAINERD_EMBEDDED"
 _STATE_FILE = "embedded.json"
@@ -90,21 +92,13 @@ class EmbeddedStatus:
 
 
 def base_dir() -> str:
-    """The embedded daemon's directory (see the module docstring)."""
-    override = os.environ.get(ENV_DIR)
-    if override:
-        return os.path.abspath(override)
-    if os.geteuid() == 0:
-        return "/run/pycontainerd/.embedded"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        return os.path.join(runtime, "pycontainerd", "embedded")
-    return f"/tmp/pycontainerd-{os.getuid()}/embedded"
+    """The embedded daemon's directory (:func:`pycontainerd._address.embedded_dir`)."""
+    return _address.embedded_dir()
 
 
 def address() -> str:
     """The embedded daemon's gRPC socket path (whether or not it runs)."""
-    return os.path.join(base_dir(), "containerd.sock")
+    return _address.embedded_address()
 
 
 def bundles_dir() -> str:

@@ -522,6 +522,42 @@ def test_embedded_on_demand(rootfs: str) -> None:
     assert not os.path.exists(base + ".lock")
 
 
+def test_library_finds_a_running_embedded_daemon(rootfs: str, tmp_path: Path) -> None:
+    """The README's library example, with only the embedded daemon running (`pycontainerd daemon start`)."""
+    if os.geteuid() != 0:
+        pytest.skip("the embedded daemon needs root")
+    base = f"/run/pcd-emb-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, PYCONTAINERD_EMBEDDED_DIR=base,
+               PYCONTAINERD_SYSTEM_ADDRESS=f"{base}-no-system.sock")
+    env.pop("CONTAINERD_ADDRESS", None)
+    example = (
+        "import pycontainerd\n"
+        "result = pycontainerd.run(['sh', '-c', 'echo hello; exit 3'],\n"
+        f"                         rootfs={rootfs!r}, capture_output=True)\n"
+        "assert (result.returncode, result.stdout) == (3, b'hello\\n'), result\n"
+        "with pycontainerd.Client(namespace='demo') as client:\n"
+        "    print(client.address)\n"
+    )
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT, stdin=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
+
+    try:
+        # Nothing runs yet: the library's error says what to do, like the CLI's.
+        refused = run("-c", example)
+        assert refused.returncode != 0
+        assert "does not exist" in refused.stderr
+        started = run("-m", "pycontainerd", "daemon", "start")
+        assert started.returncode == 0, started.stderr
+        found = run("-c", example)
+        assert found.returncode == 0, found.stderr
+        assert found.stdout == f"{base}/containerd.sock\n"
+    finally:
+        assert run("-m", "pycontainerd", "daemon", "stop", "--purge").returncode == 0
+    assert not os.path.exists(base)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

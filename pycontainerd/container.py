@@ -16,9 +16,6 @@ import datetime as _dt
 import logging
 import os
 import shutil
-import tarfile
-import tempfile
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -336,6 +333,11 @@ def _poke_writers(fifos: FIFOSet) -> None:
 
 def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
     """Tar a CRIU checkpoint directory into the content store (libcontainerd's restore path)."""
+    # Imported here: only a restore needs them (and `pycontainerd run` starts faster without).
+    import tarfile
+    import tempfile
+    import uuid
+
     with tempfile.TemporaryFile() as archive:
         with tarfile.open(fileobj=archive, mode="w") as tar:
             for entry in sorted(os.listdir(directory)):

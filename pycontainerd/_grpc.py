@@ -29,7 +29,6 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 import grpc
 
 from pycontainerd import _rules, _validate, errors
-from pycontainerd._proto.health.v1 import health_pb2
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -232,6 +231,9 @@ def _health_check(channel: grpc.Channel, *, timeout: float | None, wait_for_read
     Raises:
         grpc.RpcError: The call failed.
     """
+    # Imported here: only connect() and the daemon's readiness probe need it.
+    from pycontainerd._proto.health.v1 import health_pb2
+
     check = channel.unary_unary(
         _HEALTH_CHECK,
         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

@@ -1,5 +1,10 @@
 r"""``pycontainerd.run``: run a command in a fresh container, like ``subprocess.run``.
 
+:func:`run_container` is the lifecycle itself (create, start, wait out a
+containerd restart, clean up), shared by :func:`run` and the ``pycontainerd
+run`` command, which add only how the container and its stdio are described
+(and, for the command, the terminal and the exit status).
+
 Example:
     >>> result = pycontainerd.run(["sh", "-c", "echo hi; exit 3"], rootfs="/srv/busybox",
     ...                           capture_output=True)
@@ -13,8 +18,7 @@ import contextlib
 import os
 import signal
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,15 +29,38 @@ from pycontainerd.stdio import strategy
 from pycontainerd.stdio.opener import transport_for
 
 if TYPE_CHECKING:
-    from pycontainerd.client import Client
+    from concurrent.futures import Future
+    from contextlib import AbstractContextManager
 
-__all__ = ["RECONNECT_TIMEOUT", "RUN_OWNER_LABEL", "CompletedContainer", "cleanup_runs", "run"]
+    from pycontainerd.api.types import ExitStatus
+    from pycontainerd.client import Client
+    from pycontainerd.stdio.strategy import Stdio
+    from pycontainerd.task import Task
+
+__all__ = [
+    "CLEANUP_TIMEOUT",
+    "RECONNECT_TIMEOUT",
+    "RUN_OWNER_LABEL",
+    "Attach",
+    "CompletedContainer",
+    "cleanup_runs",
+    "run",
+    "run_container",
+    "run_stdio",
+    "start_container",
+]
 
 #: How long :func:`run` waits for a containerd that went away mid-run (restart, crash) to serve again.
 RECONNECT_TIMEOUT = 60.0
 #: Label on every container :func:`run` creates: which process owns it (``<boot id>/<pid>/<start time>``).
 RUN_OWNER_LABEL = "io.pycontainerd.run.owner"
+#: Deadline of each RPC that deletes a run's task or container.
+CLEANUP_TIMEOUT = 30.0
 _RECONNECT_POLL = 0.1
+_WAIT_SLICE = 1.0
+
+#: What :func:`run_container` enters around a task's start and wait (see its ``attach``).
+Attach = Callable[["Task"], "AbstractContextManager[object]"]
 
 
 @dataclass(frozen=True)
@@ -133,22 +160,19 @@ def run(
         timeout = _validate.limit(timeout, "timeout")  # inf: no limit
     except TypeError as exc:
         raise ValueError(str(exc)) from None
-    stdio = strategy.capture(stdin) if capture_output else strategy.streams(stdin, stdout, stderr)
-    if handoff is not False:
-        stdio = strategy.handoff(stdio, fallback=handoff is None)
-        # Refused before anything exists (new_task would only find out with a container made).
-        transport_for(stdio, terminal=tty)
+    stdio = run_stdio(stdin, stdout, stderr, capture_output=capture_output, tty=tty, handoff=handoff)
     own_client = client is None
     if client is None:
         from pycontainerd.client import Client
 
         client = Client()
     try:
-        container_id = f"pcd-run-{uuid.uuid4().hex[:16]}"
+        # 64 random bits, like the 16 hex digits of a uuid4 without importing uuid.
+        container_id = f"pcd-run-{os.urandom(8).hex()}"
         spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd, user=user, tty=tty,
                          hostname=hostname, namespace=client.namespace, container_id=container_id,
                          **dict(spec_options or {}))
-        result = _run_in(client, container_id, spec, stdio, list(args), timeout)
+        result = run_container(client, container_id, spec, stdio, timeout=timeout)
     finally:
         if own_client:
             client.close()
@@ -157,46 +181,166 @@ def run(
     return result
 
 
-def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: strategy.Stdio,
-            args: list[str], timeout: float | None) -> CompletedContainer:
-    container = new_container(client, container_id, spec, labels={RUN_OWNER_LABEL: _owner_token()})
+def run_stdio(stdin: bytes | int | Any | None, stdout: int | Any | None, stderr: int | Any | None, *,
+              capture_output: bool = False, tty: bool = False, handoff: bool | None = None) -> Stdio:
+    """The stdio strategy of a run: the caller's streams (or a capture), over the handoff where it applies.
+
+    Args:
+        stdin: Bytes, or an fd/file/socket read to EOF; ``None``: no stdin.
+        stdout: An fd or file object for stdout (``None``: discarded unless captured).
+        stderr: An fd or file object for stderr.
+        capture_output: Capture stdout and stderr (``stdout``/``stderr`` must be ``None``).
+        tty: Whether the process gets a terminal (the handoff then does not apply).
+        handoff: ``None``: the handoff where it applies, else FIFOs; ``True``: the
+            handoff or :class:`~pycontainerd.stdio.HandoffUnavailableError`; ``False``: FIFOs.
+
+    Returns:
+        The strategy for :func:`run_container`.
+
+    Raises:
+        HandoffUnavailableError: ``handoff=True`` where it does not apply.
+    """
+    stdio = strategy.capture(stdin) if capture_output else strategy.streams(stdin, stdout, stderr)
+    if handoff is False:
+        return stdio
+    stdio = strategy.handoff(stdio, fallback=handoff is None)
+    # Refused before anything exists (new_task would only find out with a container made).
+    transport_for(stdio, terminal=tty)
+    return stdio
+
+
+def run_container(
+    client: Client,
+    container_id: str,
+    spec: Mapping[str, Any],
+    stdio: Stdio,
+    *,
+    timeout: float | None = None,
+    remove: bool = True,
+    owned: bool = True,
+    attach: Attach | None = None,
+    state_dir: str | None = None,
+    runtime_options: Any = None,
+) -> CompletedContainer:
+    """Create a container and its task, run it to its end and clean up: the core of :func:`run`.
+
+    The one owner of the sequence that :func:`run` and the ``pycontainerd run``
+    command share: create the container (labelled with its owner when ``owned``)
+    and its task, arm the wait, start, wait out a containerd restart (up to
+    :data:`RECONNECT_TIMEOUT`), delete the task, then the container (when
+    ``remove``). On any failure the task and the container are removed as far as
+    the daemon lets, and the original error is raised.
+
+    Args:
+        client: The client (namespace) to run in.
+        container_id: The container id.
+        spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
+        stdio: How stdio is wired (see :func:`run_stdio`).
+        timeout: Seconds before the container is killed and ``TimeoutError`` raised
+            (``None``: no limit).
+        remove: Delete the container after its task; ``False`` keeps it (the task
+            is deleted either way; a failure removes the container too).
+        owned: Label the container with this process as its owner
+            (:data:`RUN_OWNER_LABEL`), so that :func:`cleanup_runs` removes it if
+            this process dies first. Only for containers removed at the end.
+        attach: Entered with the task after the wait is armed and before the start,
+            left once the exit is known (a terminal's raw mode, signal forwarding);
+            what it yields, if callable, is called once the process started.
+        state_dir: Root of the bundle directory (see ``Client.new_container``).
+        runtime_options: The runtime's options (see ``Client.new_container``).
+
+    Returns:
+        The completed container.
+
+    Raises:
+        SinkError: A stdout/stderr sink failed (the process ran to its end).
+        ConnectionLostError: containerd did not return in time, or lost the exit status.
+        TimeoutError: ``timeout`` expired (the container was killed and removed).
+        ContainerdError: containerd refused a step (e.g. the binary does not exist).
+    """
+    labels = {RUN_OWNER_LABEL: _owner_token()} if owned else None
+    container = new_container(client, container_id, spec, labels=labels, state_dir=state_dir,
+                              runtime_options=runtime_options)
     try:
         task = container.new_task(stdio=stdio)
         try:
-            exited = task.wait()
-            task.start()
-            try:
-                status = _await_exit(client, task, exited, container_id, timeout)
-            except FutureTimeout:
-                with contextlib.suppress(errors.ContainerdError):
-                    task.kill(signal.SIGKILL, all=True)
-                raise TimeoutError(f"container {container_id!r} did not exit within {timeout} s") from None
+            status = _run_task(client, task, timeout, attach, owned)
         except BaseException:
-            with contextlib.suppress(errors.ContainerdError):
-                task.force_delete()
+            with contextlib.suppress(Exception):
+                task.force_delete(timeout=CLEANUP_TIMEOUT)
             raise
-        task.force_delete()
+        task.force_delete(timeout=CLEANUP_TIMEOUT)
+        args = list(spec["process"]["args"])
         result = CompletedContainer(args, status.code, task.io.stdout_data, task.io.stderr_data, container_id)
     except BaseException:
         # Clean up as far as the daemon lets us, without hiding the original error.
-        with contextlib.suppress(errors.ContainerdError, OSError):
+        with contextlib.suppress(Exception):
             _remove(container)
         raise
-    container.delete()
+    if remove:
+        container.delete(timeout=CLEANUP_TIMEOUT)
     return result
 
 
 def _remove(container: Container) -> None:
     try:
-        container.delete()
+        container.delete(timeout=CLEANUP_TIMEOUT)
     except errors.FailedPreconditionError:
-        # It has a task this run() never got hold of: interrupted (Ctrl-C) inside
+        # It has a task this run never got hold of: interrupted (Ctrl-C) inside
         # new_task after the Create RPC had answered.
-        container.task().force_delete()
-        container.delete()
+        container.task(timeout=CLEANUP_TIMEOUT).force_delete()
+        container.delete(timeout=CLEANUP_TIMEOUT)
 
 
-def _await_exit(client: Client, task: Any, exited: Any, container_id: str, timeout: float | None) -> Any:
+def start_container(client: Client, container_id: str, spec: Mapping[str, Any], stdio: Stdio, *,
+                    state_dir: str | None = None, runtime_options: Any = None) -> Task:
+    """Create a container and its task and start it, without waiting (``pycontainerd run -d``).
+
+    On failure nothing is left: the task (if created) and the container are removed.
+
+    Args:
+        client: The client (namespace) to run in.
+        container_id: The container id.
+        spec: The OCI runtime spec.
+        stdio: How stdio is wired (typically :func:`pycontainerd.stdio.null`).
+        state_dir: Root of the bundle directory (see ``Client.new_container``).
+        runtime_options: The runtime's options (see ``Client.new_container``).
+
+    Returns:
+        The started task.
+    """
+    container = new_container(client, container_id, spec, state_dir=state_dir,
+                              runtime_options=runtime_options)
+    try:
+        task = container.new_task(stdio=stdio)
+        task.start()  # a failed start removes its task itself
+    except BaseException:
+        with contextlib.suppress(Exception):
+            container.delete(timeout=CLEANUP_TIMEOUT)
+        raise
+    return task
+
+
+def _run_task(client: Client, task: Task, timeout: float | None, attach: Attach | None,
+              owned: bool) -> ExitStatus:
+    exited = task.wait()
+    with attach(task) if attach is not None else contextlib.nullcontext() as started:
+        task.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if callable(started):
+            started()
+        try:
+            return _await_exit(client, task, exited, deadline, owned)
+        except FutureTimeout:
+            with contextlib.suppress(errors.ContainerdError):
+                task.kill(signal.SIGKILL, all=True)
+            raise TimeoutError(
+                f"container {task.container_id!r} did not exit within {timeout} s"
+            ) from None
+
+
+def _await_exit(client: Client, task: Task, exited: Future[ExitStatus], deadline: float | None,
+                owned: bool) -> ExitStatus:
     """The exit status, waiting out a containerd restart: the shim and the output carry on meanwhile.
 
     A Wait RPC cut by the daemon's death fails with ``ConnectionLostError``; the
@@ -204,14 +348,19 @@ def _await_exit(client: Client, task: Any, exited: Any, container_id: str, timeo
     daemon serves again (it reconnects to running shims at start) a new Wait
     returns the status, also of a process that exited while it was down.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
+    container_id = task.container_id
     reconnected = False
     while True:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        # Bounded waits: a signal delivered to another thread (grpc's) only runs its
+        # Python handler (the CLI forwards it) once the main thread wakes up.
+        wait = _WAIT_SLICE if deadline is None else max(0.0, min(_WAIT_SLICE, deadline - time.monotonic()))
         try:
-            return exited.result(remaining)
+            return exited.result(wait)
+        except FutureTimeout:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
         except errors.UnavailableError as exc:
-            _reconnect(client, container_id, exc)
+            _reconnect(client, container_id, exc, owned)
             reconnected = True
             exited = task.wait()
         except errors.NotFoundError as exc:
@@ -227,7 +376,7 @@ def _await_exit(client: Client, task: Any, exited: Any, container_id: str, timeo
             ) from exc
 
 
-def _reconnect(client: Client, container_id: str, cause: errors.ContainerdError) -> None:
+def _reconnect(client: Client, container_id: str, cause: errors.ContainerdError, owned: bool) -> None:
     deadline = time.monotonic() + RECONNECT_TIMEOUT
     while True:
         try:
@@ -237,10 +386,11 @@ def _reconnect(client: Client, container_id: str, cause: errors.ContainerdError)
             if time.monotonic() >= deadline:
                 break
             time.sleep(_RECONNECT_POLL)
+    remedy = ("pycontainerd.cleanup_runs() removes it once containerd is back" if owned
+              else "remove it once containerd is back")
     raise errors.ConnectionLostError(
         f"containerd at {client.address} went away while container {container_id!r} was running and did "
-        f"not serve again within {RECONNECT_TIMEOUT:g} s; the container is left behind "
-        "(pycontainerd.cleanup_runs() removes it once containerd is back)",
+        f"not serve again within {RECONNECT_TIMEOUT:g} s; the container is left behind ({remedy})",
         code=cause.code,
     ) from cause
 

@@ -17,9 +17,6 @@ import datetime as _dt
 import logging
 import os
 import shutil
-import tarfile
-import tempfile
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -234,6 +231,11 @@ class Container:
 
 def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
     """Tar a CRIU checkpoint directory into the content store (libcontainerd's restore path)."""
+    # Imported here: only a restore needs them (and `pycontainerd run` starts faster without).
+    import tarfile
+    import tempfile
+    import uuid
+
     with tempfile.TemporaryFile() as archive:
         with tarfile.open(fileobj=archive, mode="w") as tar:
             for entry in sorted(os.listdir(directory)):

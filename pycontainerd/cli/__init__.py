@@ -10,7 +10,8 @@ unexpected error). Modules:
 * ``_commands``: one function per command;
 * ``_output``: tables, ``--json``, the error line;
 * ``_terminal``: raw mode and SIGWINCH for ``-t``;
-* ``_embedded``: the embedded private containerd (``daemon start|stop|status``).
+* ``_embedded``: the embedded private containerd (``daemon start|stop|status``);
+* ``_startup``: the garbage collector held off while the program starts.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         1 on failure (125 for ``run``/``exec``), 2 for a usage error.
     """
     if argv is None:
+        from pycontainerd.cli import _startup
+
+        # Only as the program: in someone else's process the collector is theirs.
+        _startup.hold_collection()
         _reserve_standard_fds()
     status = _main(sys.argv[1:] if argv is None else argv)
     if argv is None:
@@ -115,6 +120,9 @@ def _main(argv: Sequence[str]) -> int:
     finally:
         with contextlib.suppress(Exception):
             ctx.close()
+        from pycontainerd.cli import _startup
+
+        _startup.resume_collection()
 
 
 def _usage_status(exc: BaseException, ctx: object) -> int:

@@ -12,7 +12,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from pycontainerd import _rules
@@ -238,40 +238,7 @@ def _common(*, suppress: bool) -> _Parser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full ``pycontainerd`` parser.
-
-    Returns:
-        The parser; :func:`parse` is what the command uses.
-    """
-    parser = _Parser(
-        prog="pycontainerd",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_common(suppress=False)],
-    )
-    parser.add_argument("--version", action="store_true", help="print the client version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    common = [_common(suppress=True)]
-
-    def add(
-        name: str, help: str, aliases: Sequence[str] = (), epilog: str | None = None, usage: str | None = None
-    ) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help,
-            description=help,
-            aliases=list(aliases),
-            parents=common,
-            epilog=epilog,
-            usage=usage,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    # argparse would render the positional "refs" as "[IMAGE] ID [CMD] [[IMAGE] ID [CMD] ...]".
-    run = add("run", "run a command in a new container", epilog=_RUN_EPILOG,
-              usage="%(prog)s [OPTIONS] --rootfs DIR ID [--] CMD [ARG...]")
+def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--rm", action="store_true", help="delete the container when it exits")
     run.add_argument("-d", "--detach", action="store_true", help="start it and return (output is discarded)")
     run.add_argument(
@@ -297,20 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the container id (after IMAGE when --rootfs is not given)",
     )
 
-    exec_ = add("exec", "run an additional process in a running container",
-                usage="%(prog)s [OPTIONS] ID EXEC_ID [--] CMD [ARG...]")
+
+def _add_exec(exec_: argparse.ArgumentParser) -> None:
     exec_.add_argument(
         "-d", "--detach", action="store_true", help="start it and return (output is discarded)"
     )
     _process_flags(exec_)
     exec_.add_argument("refs", nargs="+", metavar="ID EXEC_ID [CMD]", help="container id, then a new exec id")
 
-    ps = add("ps", "list tasks, or the processes of one container's task", aliases=["tasks"])
+
+def _add_ps(ps: argparse.ArgumentParser) -> None:
     ps.add_argument("id", nargs="?", type=identifier, metavar="ID", help="list this container's processes")
 
-    add("containers", "list containers", aliases=["ls"])
 
-    kill = add("kill", "signal a container's task (or one exec'd process)")
+def _add_nothing(_: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _add_kill(kill: argparse.ArgumentParser) -> None:
     kill.add_argument(
         "-s",
         "--signal",
@@ -323,24 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("--exec-id", type=identifier, metavar="EXEC_ID", help="signal this exec'd process")
     kill.add_argument("ids", nargs="+", type=identifier, metavar="ID")
 
-    for name, text in (
-        ("pause", "freeze every process of a container"),
-        ("resume", "thaw a paused container"),
-    ):
-        cmd = add(name, text)
-        cmd.add_argument("ids", nargs="+", type=identifier, metavar="ID")
 
-    rm = add("rm", "delete containers (and their stopped tasks)")
+def _add_ids(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("ids", nargs="+", type=identifier, metavar="ID")
+
+
+def _add_rm(rm: argparse.ArgumentParser) -> None:
     rm.add_argument("-f", "--force", action="store_true", help="kill a running task first")
     rm.add_argument("ids", nargs="+", type=identifier, metavar="ID")
 
-    stats = add("stats", "show a container's cgroup metrics")
-    stats.add_argument("ids", nargs="+", type=identifier, metavar="ID")
 
-    add("events", "print task events as they happen (one line each; Ctrl-C stops)")
-    add("version", "print client and daemon versions")
-
-    bench = add("bench", "run the end-to-end benchmarks against ctr (needs a source checkout)")
+def _add_bench(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     bench.add_argument(
         "bench_args",
@@ -349,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="further options for benchmarks/e2e.py (see its --help)",
     )
 
-    daemon = add("daemon", "manage the embedded private containerd")
+
+def _add_daemon(daemon: argparse.ArgumentParser) -> None:
     daemon.add_argument("action", choices=["start", "stop", "status"])
     daemon.add_argument(
         "--purge",
@@ -357,9 +322,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="with stop: also delete its state directory (content, metadata, logs)",
     )
 
-    rootfs = add("rootfs", "build a root filesystem for demos and tests")
+
+def _add_rootfs(rootfs: argparse.ArgumentParser) -> None:
     rootfs.add_argument("kind", choices=["busybox"])
     rootfs.add_argument("dir", type=absolute_dir_path, metavar="DIR")
+
+
+# argparse would render run's positional "refs" as "[IMAGE] ID [CMD] [[IMAGE] ID [CMD] ...]".
+_USAGE = {
+    "run": "%(prog)s [OPTIONS] --rootfs DIR ID [--] CMD [ARG...]",
+    "exec": "%(prog)s [OPTIONS] ID EXEC_ID [--] CMD [ARG...]",
+}
+# name -> (help, aliases, epilog, what adds its arguments), in the order --help lists them.
+_COMMANDS: dict[str, tuple[str, tuple[str, ...], str | None, Callable[[argparse.ArgumentParser], None]]] = {
+    "run": ("run a command in a new container", (), _RUN_EPILOG, _add_run),
+    "exec": ("run an additional process in a running container", (), None, _add_exec),
+    "ps": ("list tasks, or the processes of one container's task", ("tasks",), None, _add_ps),
+    "containers": ("list containers", ("ls",), None, _add_nothing),
+    "kill": ("signal a container's task (or one exec'd process)", (), None, _add_kill),
+    "pause": ("freeze every process of a container", (), None, _add_ids),
+    "resume": ("thaw a paused container", (), None, _add_ids),
+    "rm": ("delete containers (and their stopped tasks)", (), None, _add_rm),
+    "stats": ("show a container's cgroup metrics", (), None, _add_ids),
+    "events": ("print task events as they happen (one line each; Ctrl-C stops)", (), None, _add_nothing),
+    "version": ("print client and daemon versions", (), None, _add_nothing),
+    "bench": ("run the end-to-end benchmarks against ctr (needs a source checkout)", (), None, _add_bench),
+    "daemon": ("manage the embedded private containerd", (), None, _add_daemon),
+    "rootfs": ("build a root filesystem for demos and tests", (), None, _add_rootfs),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the ``pycontainerd`` parser.
+
+    Args:
+        only: Add only this command (its canonical name), not the others: what
+            :func:`parse` tries first, as every subcommand parser costs time.
+
+    Returns:
+        The parser; :func:`parse` is what the command uses.
+    """
+    parser = _Parser(
+        prog="pycontainerd",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(suppress=False)],
+    )
+    parser.add_argument("--version", action="store_true", help="print the client version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = [_common(suppress=True)]
+    for name, (text, aliases, epilog, add_arguments) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        add_arguments(
+            sub.add_parser(
+                name,
+                help=text,
+                description=text,
+                aliases=list(aliases),
+                parents=common,
+                epilog=epilog,
+                usage=_USAGE.get(name),
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     return parser
 
 
@@ -399,6 +426,52 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+# The global options that take a value (as a separate word unless written --opt=value or -aVALUE).
+_GLOBAL_VALUES = ("--address", "-a", "--namespace", "-n", "--timeout")
+
+
+def _predicted_command(words: list[str]) -> str | None:
+    """The command these words name, found without parsing (``None``: not found).
+
+    Skips the global options (and their values) before the command. Only a
+    guess: :func:`_parse_fast` checks it.
+    """
+    expect_value = False
+    for word in words:
+        if expect_value:
+            expect_value = False
+        elif word.startswith("-"):
+            expect_value = word in _GLOBAL_VALUES
+        else:
+            name = _ALIASES.get(word, word)
+            return name if name in _COMMANDS else None
+    return None
+
+
+def _asks_for_help(words: list[str]) -> bool:
+    """Whether any word may be ``-h``/``--help`` (alone, abbreviated, or among combined short flags)."""
+    return any(w.startswith("--h") or (w[:1] == "-" and w[1:2] != "-" and "h" in w) for w in words)
+
+
+def _parse_fast(words: list[str]) -> argparse.Namespace | None:
+    """Parse with a parser that has only the predicted command (``None``: use the full parser).
+
+    Building every command's parser is most of the parsing time. Any doubt (no
+    prediction, help, an error, another command parsed) returns ``None``, so that
+    every message and help text comes from the full parser, as it always did.
+    """
+    predicted = _predicted_command(words)
+    if predicted is None or _asks_for_help(words):
+        return None
+    try:
+        args = build_parser(only=predicted).parse_args(words)
+    except (UsageError, SystemExit):
+        return None
+    if _ALIASES.get(args.command, args.command) != predicted:
+        return None
+    return args
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse a ``pycontainerd`` command line.
 
@@ -425,7 +498,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             break
         if word == "--" or not word.startswith("-"):
             break
-    args = build_parser().parse_args(head)
+    args = _parse_fast(head) or build_parser().parse_args(head)
     args.command = _ALIASES.get(args.command, args.command)
     if args.command in ("run", "exec"):
         _resolve_process_refs(args, tail)

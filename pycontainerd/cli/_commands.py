@@ -131,10 +131,13 @@ class Context:
     def client(self) -> Client:
         """The client (created on first use, closed by :meth:`close`)."""
         if self._client is None:
+            from pycontainerd.cli import _startup
             from pycontainerd.client import Client
 
             timeout = getattr(self.args, "timeout", None)
             self._client = Client(self.address, namespace=self.namespace, timeout=timeout)
+            # Start-up is over: most of what the command imports is loaded by now.
+            _startup.resume_collection()
         return self._client
 
     def close(self) -> None:
@@ -173,8 +176,8 @@ def _stdio(args: argparse.Namespace) -> Stdio:
     return stdio.streams(stdin=0 if args.interactive else None, stdout=1, stderr=2)
 
 
-def _exit_code(status: ExitStatus) -> int:
-    return status.code if 0 <= status.code <= 255 else 255
+def _exit_code(code: int) -> int:
+    return code if 0 <= code <= 255 else 255
 
 
 def _wait(future: Future[ExitStatus]) -> ExitStatus:
@@ -212,7 +215,7 @@ def _run_process(args: argparse.Namespace, process: Process, start: Callable[[],
         if args.tty:
             resend()  # an exec'd process's terminal exists only from its start on
         status = _wait(exited)
-    return _exit_code(status)
+    return _exit_code(status.code)
 
 
 def _with_console_size(process_spec: dict[str, Any], tty: bool) -> None:
@@ -227,7 +230,13 @@ def _with_console_size(process_spec: dict[str, Any], tty: bool) -> None:
 
 
 def cmd_run(ctx: Context) -> int:
-    """``run``: create a container on a rootfs directory, run it, return its exit status."""
+    """``run``: create a container on a rootfs directory, run it, return its exit status.
+
+    The lifecycle is :func:`pycontainerd._run.run_container`'s, the one behind
+    ``pycontainerd.run()`` (a containerd restart is waited out, a failing sink is
+    reported, the container is removed on failure); this adds the spec from the
+    flags, the terminal, and the exit status.
+    """
     args = ctx.args
     if args.image is not None:
         raise CLIError(
@@ -237,6 +246,32 @@ def cmd_run(ctx: Context) -> int:
         )
     if not os.path.isdir(args.rootfs):
         raise CLIError(f"--rootfs {args.rootfs}: not a directory", EXIT_USAGE)
+    from pycontainerd import _run
+
+    spec = _run_spec(ctx)
+    client = ctx.client()
+    placement = _placement(ctx)
+    if args.detach:
+        from pycontainerd import stdio
+
+        task = _run.start_container(client, args.id, spec, stdio.null(), **placement)
+        if ctx.json:
+            _output.print_json({"id": args.id, "pid": task.pid})
+        return 0
+    # Without -i and -t the container's own pipes are spliced to our fds (zero-copy handoff);
+    # with -i or -t (or --no-handoff) the native pump copies between the FIFOs and fds 0, 1, 2.
+    wired = _run.run_stdio(0 if args.interactive else None, 1, 2, tty=args.tty,
+                           handoff=False if args.no_handoff else None)
+    result = _run.run_container(
+        client, args.id, spec, wired, remove=args.rm, owned=args.rm,
+        attach=lambda task: _attached_terminal(args, task), **placement,
+    )  # fmt: skip
+    return _exit_code(result.returncode)
+
+
+def _run_spec(ctx: Context) -> dict[str, Any]:
+    """The OCI spec of ``run``'s flags, its terminal sized like ours."""
+    args = ctx.args
     from pycontainerd import oci
 
     resources = None
@@ -264,18 +299,7 @@ def cmd_run(ctx: Context) -> int:
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from exc
     _with_console_size(spec["process"], args.tty)
-    client = ctx.client()
-    container = client.new_container(args.id, spec, **_placement(ctx))
-    try:
-        code = _run_task(ctx, container)
-    except BaseException:
-        if not args.detach:
-            with contextlib.suppress(Exception):
-                container.delete(timeout=_DELETE_TIMEOUT)
-        raise
-    if args.rm:
-        container.delete(timeout=_DELETE_TIMEOUT)
-    return code
+    return spec
 
 
 def _placement(ctx: Context) -> dict[str, Any]:
@@ -289,38 +313,6 @@ def _placement(ctx: Context) -> dict[str, Any]:
         "state_dir": _embedded.bundles_dir(),
         "runtime_options": RuncOptions(root=_embedded.runc_root()),
     }
-
-
-def _run_task(ctx: Context, container: Container) -> int:
-    from pycontainerd import stdio
-
-    args = ctx.args
-    # Without -i and -t the container's own pipes are spliced to our fds (zero-copy handoff);
-    # stdio.handoff falls back to FIFOs by itself with -i or -t (and keeps -d's null stdio).
-    wired = _stdio(args)
-    task = container.new_task(stdio=wired if getattr(args, "no_handoff", False) else stdio.handoff(wired))
-    if args.detach:
-        try:
-            task.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                container.delete(timeout=_DELETE_TIMEOUT)
-            raise
-        if not ctx.json:
-            return 0
-        _output.print_json({"id": container.id, "pid": task.pid})
-        return 0
-    finished = False
-    try:
-        code = _run_process(args, task, task.start)
-        finished = True
-    finally:
-        if finished:
-            task.delete(timeout=_DELETE_TIMEOUT)
-        else:
-            with contextlib.suppress(Exception):
-                task.force_delete()
-    return code
 
 
 def cmd_exec(ctx: Context) -> int:

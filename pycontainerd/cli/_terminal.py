@@ -1,6 +1,8 @@
 """The local terminal for ``run -t``/``exec -t``: raw mode, window size, SIGWINCH → resize.
 
 Only ``termios``/``signal``/``fcntl`` are used; nothing here imports the client.
+``termios`` and ``tty`` are imported by the functions that use them: a run
+without ``-t`` only forwards signals.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ import fcntl
 import os
 import signal
 import struct
-import termios
-import tty
 from collections.abc import Callable, Iterator
 
 __all__ = ["console_size", "forward_signals", "raw_mode", "terminal_fd", "watch_resize", "window_size"]
@@ -30,6 +30,8 @@ def terminal_fd() -> int | None:
 
 def window_size(fd: int) -> tuple[int, int] | None:
     """The terminal's ``(columns, rows)``, or ``None`` when ``fd`` is not a terminal or reports 0x0."""
+    import termios
+
     try:
         rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
     except OSError:
@@ -46,6 +48,9 @@ def raw_mode(fd: int) -> Iterator[None]:
     Raw mode sends every key (Ctrl-C included) to the container's terminal, whose
     line discipline then does what a local one would.
     """
+    import termios
+    import tty
+
     try:
         saved = termios.tcgetattr(fd)
     except termios.error:

@@ -150,6 +150,59 @@ def test_usage_errors(argv: list[str], needle: str) -> None:
     assert "\n" not in str(info.value)
 
 
+# Every parsed command line the tests above use, and a few more shapes of global options.
+SAME_EITHER_WAY = [
+    ["run", "--rm", "-t", "-i", "--rootfs", "/srv/bb", "--env", "A=1", "-e", "B=x", "--user", "1:2", "c1"],
+    ["-a", "/a.sock", "-n", "ns1", "--timeout", "5", "run", "--rm", "--rootfs", "/r", "c1", "sh"],
+    ["--address=/a.sock", "--json", "run", "-d", "--rootfs", "/r", "--namespace", "ns2", "c1", "sleep"],
+    ["-n", "run", "run", "--rootfs", "/r", "c1", "true"],  # a namespace named like the command
+    ["--embedded", "tasks"],
+    ["ls"],
+    ["ps", "--address", "/b.sock", "--namespace", "ns2"],
+    ["exec", "-t", "-i", "c1", "e1"],
+    ["kill", "-s", "KILL", "--all", "c1", "c2"],
+    ["rm", "-f", "a", "b"],
+    ["daemon", "stop", "--purge"],
+    ["rootfs", "busybox", "/tmp/x"],
+    ["bench", "--quick", "--", "--sections", "latency"],
+]
+
+
+@pytest.mark.parametrize("argv", SAME_EITHER_WAY)
+def test_the_fast_parse_is_the_full_parse(argv: list[str]) -> None:
+    fast = _app._parse_fast(argv)
+    assert fast is not None, "the one-command parser should have served this"
+    assert vars(fast) == vars(_app.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "-h"],
+        ["run", "--he"],
+        ["run", "-ith"],
+        ["--help"],
+        ["--addr", "/a.sock", "ps"],  # an abbreviated option: its value is taken for the command
+        ["nonsense"],
+        [],
+        ["run", "--rootfs", "/r", "--memory", "lots", "c1"],  # errors come from the full parser
+        ["--json", "frobnicate", "run"],
+    ],
+)
+def test_the_fast_parse_leaves_help_doubt_and_errors_to_the_full_parser(argv: list[str]) -> None:
+    assert _app._parse_fast(argv) is None
+
+
+def test_the_usage_error_of_a_predicted_command_is_the_full_parsers() -> None:
+    argv = ["run", "--rootfs", "/r", "--bogus", "c1", "--", "true"]
+    with pytest.raises(_app.UsageError) as fast:
+        _app.parse(argv)
+    with pytest.raises(_app.UsageError) as full:
+        _app.build_parser().parse_args(argv[:-2])
+    assert str(fast.value) == str(full.value)
+    assert "unrecognized arguments: --bogus" in str(fast.value)
+
+
 def test_main_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--rootfs", "/r", "--memory", "x", "c1", "--", "true"]) == 2
     out, err = capsys.readouterr()

@@ -186,6 +186,17 @@ def hostname(text: str) -> str:
     return text
 
 
+def seconds(text: str) -> float:
+    """A duration in seconds: a finite number, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be finite and not negative")
+    return value
+
+
 def positive_int(text: str) -> int:
     """A positive integer."""
     if not text.isdigit() or int(text) < 1:
@@ -392,6 +403,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _process_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (raw mode with -i)")
+    parser.add_argument(
+        "--stop-timeout",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="after Ctrl-C/SIGTERM (forwarded), kill the process if it still runs this long later "
+        "(default 10; a second Ctrl-C kills at once)",
+    )
     parser.add_argument("-i", "--interactive", action="store_true", help="forward stdin")
     parser.add_argument(
         "--env",

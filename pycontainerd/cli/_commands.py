@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
@@ -203,7 +204,8 @@ def _attached_terminal(args: argparse.Namespace, process: Process) -> Iterator[C
                 resend = stack.enter_context(_terminal.watch_resize(fd, process.resize))
                 if args.interactive and os.isatty(0):
                     stack.enter_context(_terminal.raw_mode(0))
-        stack.enter_context(_terminal.forward_signals(process.kill))
+        stack.enter_context(_terminal.forward_signals(
+            process.kill, kill=lambda: process.kill(signal.SIGKILL), grace=args.stop_timeout))
         yield resend
 
 

@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import struct
+import threading
 from collections.abc import Callable, Iterator
 
 __all__ = ["console_size", "forward_signals", "raw_mode", "terminal_fd", "watch_resize", "window_size"]
@@ -95,18 +96,52 @@ def watch_resize(fd: int, resize: Callable[[int, int], None]) -> Iterator[Callab
         signal.signal(signal.SIGWINCH, previous)
 
 
+#: The signals that ask the process to stop (a second one, or the grace period, kills it).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def forward_signals(
     forward: Callable[[int], None],
     signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT),
+    *,
+    kill: Callable[[], None] | None = None,
+    grace: float | None = None,
 ) -> Iterator[None]:
     """Call ``forward(signum)`` instead of dying when one of ``signals`` arrives during the block.
 
-    ``forward`` runs in the main thread; its exceptions are swallowed (the task
-    may have exited between the signal and the kill).
+    A container's pid 1 ignores SIGINT and SIGTERM unless it installed a handler,
+    so forwarding alone can leave Ctrl-C without effect. With ``kill``: the
+    first SIGINT/SIGTERM is forwarded; a second one, or ``grace`` seconds
+    without an exit, calls ``kill`` (and says so on stderr), as ``docker run``
+    users expect.
+
+    ``forward`` and ``kill`` run in the main thread (``kill`` from a timer
+    thread for the grace period); their exceptions are swallowed (the task may
+    have exited between the signal and the kill).
     """
+    stops = 0
+    timer: threading.Timer | None = None
+
+    def escalate(why: str) -> None:
+        assert kill is not None
+        with contextlib.suppress(OSError):
+            os.write(2, f"pycontainerd: {why}: killing the container\n".encode())
+        with contextlib.suppress(Exception):
+            kill()
 
     def handler(signum: int, _frame: object) -> None:
+        nonlocal stops, timer
+        if kill is not None and signum in STOP_SIGNALS:
+            stops += 1
+            if stops > 1:
+                escalate(f"{signal.Signals(signum).name} again")
+                return
+            if grace is not None:
+                timer = threading.Timer(grace, escalate, args=(f"still running {grace:g} s after "
+                                                               f"{signal.Signals(signum).name}",))
+                timer.daemon = True
+                timer.start()
         with contextlib.suppress(Exception):
             forward(signum)
 
@@ -114,5 +149,7 @@ def forward_signals(
     try:
         yield
     finally:
+        if timer is not None:
+            timer.cancel()
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -141,6 +141,38 @@ def test_run_forwards_sigterm(cli: Any, rootfs: str, containerd_address: str, na
         proc.communicate()
 
 
+@pytest.mark.parametrize(("signals", "flags", "said"), [
+    ((signal.SIGINT, signal.SIGINT), [], "SIGINT again"),
+    ((signal.SIGTERM,), ["--stop-timeout", "0.5"], "still running 0.5 s after SIGTERM"),
+], ids=["second-ctrl-c", "grace-period"])
+def test_run_kills_a_process_that_ignores_the_forwarded_signal(
+    cli: Any, rootfs: str, containerd_address: str, namespace: str, signals: tuple[int, ...],
+    flags: list[str], said: str,
+) -> None:
+    """pid 1 of a container ignores SIGINT/SIGTERM without a handler: forwarding alone did nothing.
+
+    Like docker run: the first signal is forwarded; a second one, or the stop
+    timeout, kills the container and says so; --rm still removes it.
+    """
+    script = "echo ready; exec sleep 1000"
+    argv = ["run", "--rm", *flags, "--rootfs", rootfs, "stubborn", "--", "sh", "-c", script]
+    proc = popen(containerd_address, namespace, *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.2)  # separate deliveries (not a measured duration)
+        _, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 137
+        assert f"pycontainerd: {said}: killing the container".encode() in err
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert json.loads(cli("--json", "containers").stdout) == []
+
+
 def test_run_forwards_stdin(cli: Any, rootfs: str) -> None:
     payload = os.urandom(3 << 20)
     result = cli(

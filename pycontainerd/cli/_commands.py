@@ -12,12 +12,12 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pycontainerd import _address
 from pycontainerd.cli import _output
 from pycontainerd.cli._app import EXIT_USAGE
 
@@ -38,10 +38,6 @@ EXIT_FAILED = 1
 EXIT_RUN_FAILED = 125
 #: ``daemon status`` when the embedded daemon is not running (LSB "program is not running").
 EXIT_NOT_RUNNING = 3
-_DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
-# Where the system daemon is looked for before the embedded one: a test (or a machine
-# whose system containerd listens elsewhere) can point it at another path.
-_ENV_SYSTEM_ADDRESS = "PYCONTAINERD_SYSTEM_ADDRESS"
 _DELETE_TIMEOUT = 30.0
 
 
@@ -96,11 +92,12 @@ class Context:
             path = explicit[len("unix://") :] if explicit.startswith("unix://") else explicit
             self.embedded = os.path.isabs(path) and _embedded.is_embedded_address(path)
             return explicit
-        system = os.environ.get(_ENV_SYSTEM_ADDRESS) or _DEFAULT_ADDRESS
-        if _reachable(system):
+        # The library's order (pycontainerd._address), plus starting the embedded daemon on demand.
+        system = _address.system_address()
+        if _address.accepts(system):
             return system
-        embedded = _embedded.address()
-        if _reachable(embedded):
+        embedded = _address.embedded_address()
+        if _address.accepts(embedded):
             self.embedded = True
             return embedded
         if os.environ.get(_embedded.ENV_ON_DEMAND) == "1":
@@ -150,19 +147,6 @@ class Context:
     def failed_status(self) -> int:
         """The exit status of a failure of this command."""
         return EXIT_RUN_FAILED if self.args.command in ("run", "exec") else EXIT_FAILED
-
-
-def _reachable(path: str) -> bool:
-    """Whether something accepts connections on the unix socket ``path`` (no data is sent)."""
-    if not os.path.exists(path):
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        try:
-            sock.connect(path)
-        except OSError:
-            return False
-    return True
 
 
 # -- run / exec ----------------------------------------------------------------------------------

@@ -187,8 +187,16 @@ def _tar_member(entry: Entry) -> tuple[tarfile.TarInfo, bytes | None]:
 def layer_tar(entries: Iterable[Entry]) -> bytes:
     """A reproducible (mtime 0, PAX) uncompressed layer tar of ``entries``, in the given order."""
     buf = io.BytesIO()
+    seen: dict[str, Entry] = {}
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in entries:
+            linked = seen.get(entry.target.strip("/")) if entry.kind == "hardlink" else None
+            if linked is not None:
+                # A link's header carries its inode's attributes (as tar and docker write
+                # it): containerd applies them to the shared inode after linking.
+                entry = Entry(entry.path, "hardlink", target=entry.target, mode=linked.mode,
+                              uid=linked.uid, gid=linked.gid)
+            seen[entry.path.strip("/")] = entry
             info, data = _tar_member(entry)
             info.mtime = 0
             if data is None:

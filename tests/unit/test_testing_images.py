@@ -124,6 +124,7 @@ def test_whiteout_layers_use_the_spec_names() -> None:
     assert add["data/link"].linkname == "modified"
     assert add["data/hard"].islnk()
     assert add["data/hard"].linkname == "data/owned"
+    assert (add["data/hard"].uid, add["data/hard"].mode) == (1000, 0o640)
     assert add["data/xattr"].pax_headers["SCHILY.xattr.user.pycontainerd"] == "yes"
     delete = _layer_members(image, 2)
     assert "data/.wh.gone" in delete

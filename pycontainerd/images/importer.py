@@ -157,7 +157,7 @@ def import_archive(
                 for found in walks.values():
                     unpack(leased, found.manifests[0], unpack_into)
             for found in walks.values():
-                for digest, labels in found.labels.items():
+                for digest, labels in found.missing_labels().items():
                     set_labels(content, digest, labels)
             images = [_record(client, image_name, target) for image_name, target in named]
             done = True

@@ -29,7 +29,7 @@ from pycontainerd.images.errors import (
 from pycontainerd.images.platform import Platform
 
 if TYPE_CHECKING:
-    from pycontainerd.api.content import ContentService
+    from pycontainerd.api.content import ContentInfo, ContentService
 
 __all__ = ["MAX_DOCUMENT_SIZE", "ImageManifest", "Walk", "check_blob", "child_gc_labels", "read_json", "walk"]
 
@@ -68,11 +68,23 @@ class Walk:
         manifests: The manifests kept (those for the platform), in index order.
         labels: For each parent blob, the GC labels naming the children kept.
         available: Every platform the image offers.
+        current: The labels each parent blob had when the walk read it.
     """
 
     manifests: list[ImageManifest] = field(default_factory=list)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     available: list[Platform] = field(default_factory=list)
+    current: dict[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def missing_labels(self) -> dict[str, dict[str, str]]:
+        """Per parent blob, the GC labels it lacks (or has with another value)."""
+        out = {}
+        for digest, labels in self.labels.items():
+            have = self.current.get(digest, {})
+            lacking = {k: v for k, v in labels.items() if have.get(k) != v}
+            if lacking:
+                out[digest] = lacking
+        return out
 
 
 def child_gc_labels(children: Sequence[Descriptor]) -> dict[str, str]:
@@ -97,7 +109,7 @@ def child_gc_labels(children: Sequence[Descriptor]) -> dict[str, str]:
     return labels
 
 
-def check_blob(content: ContentService, desc: Descriptor, what: str) -> None:
+def check_blob(content: ContentService, desc: Descriptor, what: str) -> ContentInfo:
     """The blob of ``desc`` is in the store with the descriptor's size.
 
     Raises:
@@ -113,9 +125,10 @@ def check_blob(content: ContentService, desc: Descriptor, what: str) -> None:
             f"{what} {desc.digest}: the descriptor says {desc.size} bytes, the blob has {info.size}",
             digest=desc.digest,
         )
+    return info
 
 
-def read_json(content: ContentService, desc: Descriptor, what: str) -> Any:
+def read_json(content: ContentService, desc: Descriptor, what: str, walk: Walk | None = None) -> Any:
     """The parsed JSON document of ``desc`` (checked as by :func:`check_blob`).
 
     Raises:
@@ -124,7 +137,9 @@ def read_json(content: ContentService, desc: Descriptor, what: str) -> Any:
     """
     if desc.size > MAX_DOCUMENT_SIZE:
         raise MalformedContentError(f"{what} {desc.digest} is too large ({desc.size} bytes)")
-    check_blob(content, desc, what)
+    info = check_blob(content, desc, what)
+    if walk is not None:
+        walk.current[desc.digest] = info.labels
     try:
         return json.loads(content.read(desc.digest))
     except (ValueError, UnicodeDecodeError) as err:
@@ -197,7 +212,7 @@ def _visit(content: ContentService, name: str, desc: Descriptor, platform: Platf
     if first_only and result.manifests:
         return
     if mediatypes.is_index(desc.media_type):
-        index = read_json(content, desc, "index")
+        index = read_json(content, desc, "index", result)
         entries = index.get("manifests") if isinstance(index, Mapping) else None
         if not isinstance(entries, list):
             raise MalformedContentError(f"index {desc.digest}: no manifests list")
@@ -220,7 +235,7 @@ def _visit(content: ContentService, name: str, desc: Descriptor, platform: Platf
         if kept:
             result.labels[desc.digest] = child_gc_labels(kept)
         return
-    found = _manifest(content, name, desc, platform)
+    found = _manifest(content, name, desc, platform, result)
     if platform is None:
         result.available.append(found.platform)
         if want is not None and not want.matches(found.platform):
@@ -230,9 +245,9 @@ def _visit(content: ContentService, name: str, desc: Descriptor, platform: Platf
 
 
 def _manifest(
-    content: ContentService, name: str, desc: Descriptor, platform: Platform | None
+    content: ContentService, name: str, desc: Descriptor, platform: Platform | None, result: Walk
 ) -> ImageManifest:
-    manifest = read_json(content, desc, "manifest")
+    manifest = read_json(content, desc, "manifest", result)
     what = f"manifest {desc.digest}"
     if not isinstance(manifest, Mapping) or not isinstance(manifest.get("layers"), list):
         raise MalformedContentError(f"{what}: no config or layers")

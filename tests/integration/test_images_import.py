@@ -96,17 +96,18 @@ def test_import_unpacks_and_gc_keeps_the_snapshots(client: Any, oci_archive: Pat
 
 def test_import_twice_is_idempotent(client: Any, oci_archive: Path, whiteout: ti.BuiltImage) -> None:
     (first,) = client.import_archive(oci_archive)
-    before_blobs = {info.digest: info.updated_at for info in client.api.content.list()}
+    before_blobs = {info.digest: info for info in client.api.content.list()}
     before_snapshots = {info.name: info.created_at for info in client.api.snapshots.list("overlayfs")}
     with open(oci_archive, "rb") as f:
         (second,) = client.import_archive(f)
     assert second.target == first.target
     assert second.created_at == first.created_at
     assert {info.name: info.created_at for info in client.api.snapshots.list("overlayfs")} == before_snapshots
-    after = {info.digest: info.updated_at for info in client.api.content.list()}
+    after = {info.digest: info for info in client.api.content.list()}
     assert set(after) >= set(whiteout.blobs)
     for digest in whiteout.blobs:
-        assert after[digest] == before_blobs[digest], "a blob was rewritten"
+        assert after[digest].created_at == before_blobs[digest].created_at, "a blob was rewritten"
+        assert after[digest].labels == before_blobs[digest].labels
     assert [i.name for i in client.list_images()] == [NAME]
     assert client.api.leases.list() == []
 

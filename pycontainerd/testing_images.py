@@ -29,7 +29,7 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,6 +62,7 @@ __all__ = [
     "multi_platform_index",
     "opaque",
     "symlink",
+    "tampered",
     "whiteout",
     "whiteout_image",
     "whiteout_layers",
@@ -585,3 +586,47 @@ def multi_platform_index(**config: Any) -> BuiltIndex:
     host = build_image([busybox_layer()], **config)
     foreign = build_image([Layer([file("platform", b"foreign\n")])], platform=foreign_platform(), **config)
     return build_index([host, foreign])
+
+
+def _edit(document: bytes, change: Callable[[dict[str, Any]], Any] | bytes) -> bytes:
+    if isinstance(change, bytes):
+        return change
+    value = json.loads(document)
+    change(value)
+    return _json_bytes(value)
+
+
+def tampered(
+    image: BuiltImage,
+    *,
+    config: Callable[[dict[str, Any]], Any] | bytes | None = None,
+    manifest: Callable[[dict[str, Any]], Any] | bytes | None = None,
+) -> BuiltImage:
+    """A copy of ``image`` with its config and/or manifest changed, for bad-input tests.
+
+    A callable edits the parsed document in place; bytes replace it verbatim (malformed
+    JSON, say). The manifest's config descriptor and the manifest descriptor follow the
+    new bytes; nothing else is checked, so the result may break any rule on purpose.
+
+    Args:
+        image: The image to copy.
+        config: The change to the config.
+        manifest: The change to the manifest (applied after the config descriptor update).
+    """
+    replaced = (image.config["digest"], image.manifest["digest"])
+    blobs = {d: b for d, b in image.blobs.items() if d not in replaced}
+    config_desc = dict(image.config)
+    config_data = image.blobs[image.config["digest"]]
+    if config is not None:
+        config_data = _edit(config_data, config)
+        config_desc.update(digest=digest_of(config_data), size=len(config_data))
+    blobs[config_desc["digest"]] = config_data
+    manifest_value = json.loads(image.blobs[image.manifest["digest"]])
+    manifest_value["config"] = config_desc
+    manifest_data = _edit(_json_bytes(manifest_value), manifest) if manifest is not None \
+        else _json_bytes(manifest_value)
+    manifest_desc = {**image.manifest, "digest": digest_of(manifest_data), "size": len(manifest_data)}
+    blobs[manifest_desc["digest"]] = manifest_data
+    return BuiltImage(
+        manifest_desc, config_desc, image.layers, image.diff_ids, blobs, image.platform, image.docker
+    )

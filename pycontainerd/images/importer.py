@@ -35,7 +35,7 @@ from pycontainerd.images.archive import ArchiveContents, docker_manifests, read_
 from pycontainerd.images.errors import ArchiveError, MalformedContentError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import Ingester, set_labels
-from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, unpack
+from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, check_snapshotter, unpack
 from pycontainerd.images.walk import descriptor, walk
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ def import_archive(
         The images, in archive order.
     """
     want = _platform.parse(platform) if platform is not None else _platform.host()
+    if unpack_into is not None:
+        check_snapshotter(client, unpack_into)
     with _opened(source) as fileobj:
         lease = client.api.leases.create(expire=DEFAULT_EXPIRE)
         done = False

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_SNAPSHOTTER",
     "UNCOMPRESSED_LABEL",
     "chain_ids",
+    "check_snapshotter",
     "is_unpacked",
     "snapshot_label",
     "unpack",
@@ -78,6 +79,15 @@ def _exists(client: Client, snapshotter: str, key: str) -> bool:
             raise SnapshotterError(f"the daemon has no snapshotter {snapshotter!r}: {err.details}") from err
         raise
     return True
+
+
+def check_snapshotter(client: Client, snapshotter: str) -> None:
+    """Fail early, before any work, when the daemon lacks ``snapshotter``.
+
+    Raises:
+        SnapshotterError: It is not loaded.
+    """
+    _exists(client, snapshotter, "pycontainerd-probe")
 
 
 def is_unpacked(client: Client, manifest: ImageManifest, snapshotter: str = DEFAULT_SNAPSHOTTER) -> bool:

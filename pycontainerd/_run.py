@@ -63,7 +63,8 @@ class CompletedContainer:
 def run(
     args: Sequence[str],
     *,
-    rootfs: str | os.PathLike[str],
+    rootfs: str | os.PathLike[str] | None = None,
+    image: Any = None,
     stdin: bytes | int | Any | None = None,
     stdout: int | Any | None = None,
     stderr: int | Any | None = None,
@@ -71,7 +72,7 @@ def run(
     check: bool = False,
     tty: bool = False,
     env: Mapping[str, str] | Sequence[str] | None = None,
-    cwd: str = "/",
+    cwd: str | None = None,
     user: str | int | tuple[int, int] | None = None,
     hostname: str | None = None,
     timeout: float | None = None,
@@ -79,11 +80,15 @@ def run(
     spec_options: Mapping[str, Any] | None = None,
     handoff: bool | None = None,
 ) -> CompletedContainer:
-    """Run ``args`` in a new container on ``rootfs`` and wait for it, then delete the container.
+    """Run ``args`` in a new container on ``rootfs`` or from ``image``, wait for it, delete the container.
 
     Args:
-        args: The command line.
-        rootfs: The root filesystem directory (absolute).
+        args: The command line. With ``image`` it replaces the image's ``Cmd`` (after its
+            ``Entrypoint``); empty runs the image's own command.
+        rootfs: The root filesystem directory (absolute); exactly one of ``rootfs`` and ``image``.
+        image: An image or image name (unpacked if needed); its config gives the
+            defaults of the command, environment, working dir and user. The container's
+            snapshot is removed with it.
         stdin: Bytes, or an fd/file/socket read to EOF; ``None``: no stdin.
         stdout: An fd or file object for stdout (``None``: discarded unless captured).
         stderr: An fd or file object for stderr.
@@ -91,8 +96,9 @@ def run(
         check: Raise :class:`~pycontainerd.errors.ContainerError` on a non-zero exit.
         tty: Give the process a terminal (stdout and stderr are then one stream).
         env: Extra environment.
-        cwd: Working directory.
-        user: ``"uid[:gid]"``, an int uid or ``(uid, gid)``.
+        cwd: Working directory (default: the image's, else ``/``).
+        user: ``"uid[:gid]"``, an int uid or ``(uid, gid)``; with ``image`` also names
+            from its ``/etc/passwd`` (default: the image's user).
         hostname: The container's hostname.
         timeout: Seconds before the container is killed (``TimeoutError`` is then raised).
         client: The client to use; default: one from ``CONTAINERD_ADDRESS``/``CONTAINERD_NAMESPACE``.
@@ -127,6 +133,8 @@ def run(
     if isinstance(args, (str, bytes)):
         # list("echo hi") would run the program "e" with arguments "c", "h", ...
         raise TypeError(f"args must be a sequence of str (['sh', '-c', ...]), not {type(args).__name__}")
+    if (rootfs is None) == (image is None):
+        raise ValueError("run() needs exactly one of rootfs= and image=")
     if capture_output and (stdout is not None or stderr is not None):
         raise ValueError("stdout and stderr arguments may not be used with capture_output")
     try:
@@ -145,10 +153,16 @@ def run(
         client = Client()
     try:
         container_id = f"pcd-run-{uuid.uuid4().hex[:16]}"
-        spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd, user=user, tty=tty,
-                         hostname=hostname, namespace=client.namespace, container_id=container_id,
-                         **dict(spec_options or {}))
-        result = _run_in(client, container_id, spec, stdio, list(args), timeout)
+        if rootfs is not None:
+            spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd or "/", user=user, tty=tty,
+                             hostname=hostname, namespace=client.namespace, container_id=container_id,
+                             **dict(spec_options or {}))
+            result = _run_in(client, container_id, spec, stdio, list(args), timeout)
+        else:
+            options = dict(spec_options or {}, args=list(args) or None, env=env, cwd=cwd, user=user, tty=tty,
+                           hostname=hostname)
+            result = _run_in(client, container_id, None, stdio, list(args), timeout, image=image,
+                             spec_options=options)
     finally:
         if own_client:
             client.close()
@@ -157,9 +171,11 @@ def run(
     return result
 
 
-def _run_in(client: Client, container_id: str, spec: dict[str, Any], stdio: strategy.Stdio,
-            args: list[str], timeout: float | None) -> CompletedContainer:
-    container = new_container(client, container_id, spec, labels={RUN_OWNER_LABEL: _owner_token()})
+def _run_in(client: Client, container_id: str, spec: dict[str, Any] | None, stdio: strategy.Stdio,
+            args: list[str], timeout: float | None, image: Any = None,
+            spec_options: Mapping[str, Any] | None = None) -> CompletedContainer:
+    container = new_container(client, container_id, spec, labels={RUN_OWNER_LABEL: _owner_token()},
+                              image=image, spec_options=spec_options)
     try:
         task = container.new_task(stdio=stdio)
         try:

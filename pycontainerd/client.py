@@ -130,16 +130,21 @@ class Client:
     def new_container(
         self,
         id: str,
-        spec: Mapping[str, Any],
+        spec: Mapping[str, Any] | None = None,
         *,
+        image: Image | str | None = None,
+        snapshotter: str | None = None,
+        snapshot: str | None = None,
+        platform: str | None = None,
         runtime: str = "io.containerd.runc.v2",
         runtime_options: Any = None,
         bundle_dir: str | None = None,
         labels: Mapping[str, str] | None = None,
         state_dir: str | None = None,
         timeout: float | None = None,
+        **spec_options: Any,
     ) -> Container:
-        """Create a container the libcontainerd way.
+        """Create a container the libcontainerd way, on a rootfs directory or from an image.
 
         The bundle dir (which will hold the process FIFOs) is prepared for the
         container's root user with :func:`pycontainerd.bundle.prepare_bundle_dir`
@@ -147,27 +152,50 @@ class Client:
         recorded in the label ``com.docker/engine.bundle.path``; the spec is
         stored as JSON.
 
+        With ``image``, as containerd's ``NewContainer(WithImage, WithNewSnapshot,
+        WithImageConfig)``: the image is unpacked if needed, an active snapshot of its
+        top layer is prepared (key: ``snapshot``, default the container id), the record
+        names the image, snapshotter and snapshot key, and unless ``spec`` is given the
+        spec comes from the image config (:func:`pycontainerd.images.spec.image_spec`):
+        ``args`` replace the image's ``Cmd``, ``entrypoint`` its ``Entrypoint``,
+        ``env`` goes over the image's, ``cwd``/``user`` default to the image's (user
+        names resolved in the image's ``/etc/passwd``/``/etc/group``). The task then
+        gets the snapshot's mounts as rootfs, and ``Container.delete`` removes the snapshot.
+
         Args:
             id: The container id (containerd's identifier rules; checked first).
-            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
+            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`); required
+                without ``image``.
+            image: An image (or its name) to run.
+            snapshotter: With ``image``: the snapshotter (default ``overlayfs``).
+            snapshot: With ``image``: the snapshot key (default: the container id).
+            platform: With ``image``: its platform to run (default: the host's).
             runtime: The runtime (shim) name.
             runtime_options: Runtime options (e.g. :class:`~pycontainerd.api.types.RuncOptions`).
             bundle_dir: Absolute bundle dir; default ``<state_dir>/<namespace>/<id>``.
             labels: Extra labels.
             state_dir: Root of default bundle dirs (``$PYCONTAINERD_STATE_DIR`` or ``/run/pycontainerd``).
             timeout: Deadline of the Create RPC.
+            spec_options: With ``image`` and no ``spec``: ``args``, ``entrypoint``, ``env``,
+                ``cwd``, ``user`` and any other :func:`pycontainerd.oci.build` option.
 
         Returns:
             The container.
 
         Raises:
-            ValueError: A bad id, bundle path or id mapping (nothing is created).
-            ConflictError: The id is in use ("id already in use").
+            ValueError: A bad id, bundle path or id mapping, no command, an unknown user
+                name (nothing is created).
+            TypeError: Neither ``spec`` nor ``image``, or image options without ``image``.
+            ConflictError: The id (or the snapshot key) is in use ("id already in use").
+            NotFoundError: No such image.
+            NoMatchingPlatformError: The image has no manifest for the platform.
         """
         from pycontainerd.container import new_container
 
         return new_container(self, id, spec, runtime=runtime, runtime_options=runtime_options,
-                             bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout)
+                             bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout,
+                             image=image, snapshotter=snapshotter, snapshot=snapshot, platform=platform,
+                             spec_options=spec_options)
 
     def load_container(self, id: str, *, timeout: float | None = None) -> Container:
         """The container with this id.

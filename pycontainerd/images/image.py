@@ -19,6 +19,7 @@ from pycontainerd.api.images import Image as ImageRecord
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import platform as _platform
 from pycontainerd.images import unpack as _unpack
+from pycontainerd.images import walk as _walk
 from pycontainerd.images.errors import MalformedContentError
 from pycontainerd.images.platform import Platform
 from pycontainerd.images.walk import ImageManifest, walk
@@ -159,8 +160,7 @@ class Image:
     def platforms(self) -> list[Platform]:
         """The platforms the image offers (one for a single manifest)."""
         if "platforms" not in self._cache:
-            found = walk(self.client.api.content, self.name, self.target, None)
-            self._cache["platforms"] = sorted(set(found.available))
+            self._cache["platforms"] = _walk.platforms(self.client.api.content, self.name, self.target)
         platforms: list[Platform] = self._cache["platforms"]
         return list(platforms)
 

@@ -88,9 +88,8 @@ def _oci_targets(contents: ArchiveContents) -> list[tuple[list[str], Descriptor]
             names.append(name)
         elif (ref := desc.annotations.get(ANNOTATION_REF_NAME)) and _full_reference(ref):
             names.append(ref)
-        # The record's target is the plain descriptor, as containerd stores it.
-        target = Descriptor(desc.media_type, desc.digest, desc.size)
-        targets.append((names, target))
+        # The record's target is the index entry, annotations included, as containerd stores it.
+        targets.append((names, desc))
     return targets
 
 
@@ -102,12 +101,25 @@ def _docker_targets(contents: ArchiveContents, ingester: Ingester) -> list[tuple
     return targets
 
 
-def _named(targets: list[tuple[list[str], Descriptor]], name: str | None) -> list[tuple[str, Descriptor]]:
+def _tag(name: str) -> str:
+    last = name.rsplit("/", 1)[-1].split("@", 1)[0]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def _annotated(target: Descriptor, name: str) -> Descriptor:
+    # The index entry containerd's importer makes for each name of a docker archive.
+    annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: _tag(name) or name}
+    return Descriptor(target.media_type, target.digest, target.size, annotations)
+
+
+def _named(targets: list[tuple[list[str], Descriptor]], name: str | None,
+           docker: bool) -> list[tuple[str, Descriptor]]:
     if name is not None:
         if len(targets) != 1:
             raise ArchiveError(f"name={name!r} needs an archive of exactly one image; it has {len(targets)}")
-        return [(name, targets[0][1])]
-    named = [(n, target) for names, target in targets for n in names]
+        target = targets[0][1]
+        return [(name, _annotated(target, name) if docker else target)]
+    named = [(n, _annotated(target, n) if docker else target) for names, target in targets for n in names]
     if not named:
         raise ArchiveError("the archive names no image; pass name=")
     return named
@@ -150,7 +162,7 @@ def import_archive(
                 targets = _docker_targets(contents, ingester)
             else:
                 raise ArchiveError("neither an OCI layout (oci-layout) nor a docker archive (manifest.json)")
-            named = _named(targets, name)
+            named = _named(targets, name, docker=not contents.is_oci)
             walks: dict[str, Any] = {}
             for image_name, target in named:
                 if target.digest not in walks:

@@ -31,7 +31,16 @@ from pycontainerd.images.platform import Platform
 if TYPE_CHECKING:
     from pycontainerd.api.content import ContentInfo, ContentService
 
-__all__ = ["MAX_DOCUMENT_SIZE", "ImageManifest", "Walk", "check_blob", "child_gc_labels", "read_json", "walk"]
+__all__ = [
+    "MAX_DOCUMENT_SIZE",
+    "ImageManifest",
+    "Walk",
+    "check_blob",
+    "child_gc_labels",
+    "platforms",
+    "read_json",
+    "walk",
+]
 
 #: The most an index, manifest or config may hold (containerd's own limit for manifests is 4 MiB).
 MAX_DOCUMENT_SIZE = 8 << 20
@@ -205,6 +214,37 @@ def walk(
             name, str(want), sorted({str(p) for p in result.available})
         )
     return result
+
+
+def platforms(content: ContentService, name: str, target: Descriptor) -> list[Platform]:
+    """The platforms an image offers, from its index entries (configs only where an entry has none).
+
+    Unlike :func:`walk` this reads no manifest an index entry describes: an import keeps
+    only the chosen platform's blobs, and the others' are collected.
+    """
+    found: list[Platform] = []
+    _platforms(content, name, target, found)
+    return sorted(set(found))
+
+
+def _platforms(content: ContentService, name: str, desc: Descriptor, found: list[Platform]) -> None:
+    if mediatypes.is_index(desc.media_type):
+        index = read_json(content, desc, "index")
+        entries = index.get("manifests") if isinstance(index, Mapping) else None
+        if not isinstance(entries, list):
+            raise MalformedContentError(f"index {desc.digest}: no manifests list")
+        for entry in entries:
+            child = descriptor(entry, f"index {desc.digest}")
+            platform = _platform_of(entry.get("platform"))
+            if mediatypes.is_manifest(child.media_type) and platform is not None:
+                found.append(platform)
+            elif mediatypes.is_manifest(child.media_type) or mediatypes.is_index(child.media_type):
+                _platforms(content, name, child, found)
+    elif mediatypes.is_manifest(desc.media_type):
+        manifest = read_json(content, desc, "manifest")
+        config = descriptor(manifest.get("config") if isinstance(manifest, Mapping) else None,
+                            f"manifest {desc.digest}")
+        found.append(Platform.from_json(read_json(content, config, "config")))
 
 
 def _visit(content: ContentService, name: str, desc: Descriptor, platform: Platform | None,

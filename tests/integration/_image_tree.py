@@ -63,10 +63,16 @@ def tree(root: str) -> dict[str, tuple[Any, ...]]:
 
 @contextlib.contextmanager
 def snapshot_view(client: Any, snapshotter: str, parent: str, key: str) -> Iterator[str]:
-    """A read-only view of the committed snapshot ``parent``, mounted; removed afterwards."""
-    mounts = client.api.snapshots.view(snapshotter, key, parent=parent)
-    try:
-        with mounted(mounts) as root:
-            yield root
-    finally:
-        client.api.snapshots.remove(snapshotter, key)
+    """A read-only view of the committed snapshot ``parent``, mounted; removed afterwards.
+
+    The view is held by a lease: nothing else references it, and a garbage collection
+    that another client's lease deletion triggers would otherwise remove it.
+    """
+    with client.api.leases.lease() as lease:
+        leased = client.with_lease(lease.id)
+        mounts = leased.api.snapshots.view(snapshotter, key, parent=parent)
+        try:
+            with mounted(mounts) as root:
+                yield root
+        finally:
+            leased.api.snapshots.remove(snapshotter, key)

@@ -8,6 +8,12 @@ the parent chain ID → ``Diff.Apply`` of the layer blob onto its mounts → the
 the daemon computed while applying must be the config's diff ID → ``Commit`` under
 the chain ID. Any failure removes the extract key, so nothing half-applied stays.
 
+An unpacker that died mid-layer (its process or the daemon killed) leaves its extract
+snapshot to its lease's expiry. The next successful unpack of the same layers removes
+such leftovers: extract keys of its chain IDs stamped before it started. An unpacker
+still running on one of them then finds its apply failing and the chain ID committed,
+which it takes as done, as it takes losing a commit race.
+
 After a layer is applied its blob gets ``containerd.io/uncompressed = <diff ID>``;
 after the last one the config gets ``containerd.io/gc.ref.snapshot.<snapshotter> =
 <top chain ID>``, which keeps the snapshots alive once the unpack's lease is gone.
@@ -108,6 +114,7 @@ def unpack(client: Client, manifest: ImageManifest, snapshotter: str = DEFAULT_S
             is not committed).
         UnknownError: The daemon could not apply a layer (corrupt blob).
     """
+    started = time.time_ns()
     chain = chain_ids(manifest.diff_ids)
     parent = ""
     for layer, diff_id, chain_id in zip(manifest.layers, manifest.diff_ids, chain, strict=True):
@@ -118,7 +125,17 @@ def unpack(client: Client, manifest: ImageManifest, snapshotter: str = DEFAULT_S
         parent = chain_id
     if chain:
         set_labels(client.api.content, manifest.config.digest, {snapshot_label(snapshotter): chain[-1]})
+        _remove_stale_extracts(client, snapshotter, set(chain), started)
     return chain[-1] if chain else ""
+
+
+def _remove_stale_extracts(client: Client, snapshotter: str, chain: set[str], before: int) -> None:
+    for info in client.api.snapshots.list(snapshotter, ['kind==active,name~="^extract-"']):
+        stamp, _, chain_id = info.name.partition(" ")
+        nanos = stamp.split("-")[1] if stamp.count("-") >= 2 else ""
+        if chain_id in chain and nanos.isdigit() and int(nanos) < before:
+            with contextlib.suppress(errors.NotFoundError, errors.FailedPreconditionError):
+                client.api.snapshots.remove(snapshotter, info.name)
 
 
 def _apply(
@@ -144,9 +161,19 @@ def _apply(
             # Committed meanwhile by a concurrent unpack of the same layer: same content.
             snapshots.remove(snapshotter, key)
             return False
-    except BaseException:
+    except BaseException as err:
         # Never leave a half-applied extract snapshot; its own failure must not mask this one.
         with contextlib.suppress(errors.ContainerdError):
             snapshots.remove(snapshotter, key)
+        if isinstance(err, errors.ContainerdError) and _committed_meanwhile(client, snapshotter, chain_id):
+            # Another unpacker finished this layer and removed our key as a leftover.
+            return False
         raise
     return True
+
+
+def _committed_meanwhile(client: Client, snapshotter: str, chain_id: str) -> bool:
+    try:
+        return _exists(client, snapshotter, chain_id)
+    except errors.ContainerdError:
+        return False

@@ -12,6 +12,7 @@ import pytest
 
 from pycontainerd import errors
 from pycontainerd import testing_images as ti
+from pycontainerd.images import BlobMismatchError
 from pycontainerd.images.unpack import chain_ids
 
 NAME = "docker.io/test/faults:1"
@@ -101,3 +102,35 @@ def test_next_unpack_removes_a_dead_unpacker_s_extract_snapshot(client: Any, tmp
     image.unpack()
     names = {info.name for info in client.api.snapshots.list("overlayfs")}
     assert names == {*chain, unrelated}
+
+
+def _leave_partial_ingest(client: Any, ref: str, data: bytes, total: int, expected: str) -> None:
+    """What a writer that died mid-blob leaves: an ingest holding ``data``, not committed."""
+    from pycontainerd.api.content import write_data_request, write_stat_request
+
+    requests = iter([write_stat_request(ref, total=total, expected=expected), write_data_request(0, data)])
+    # The request stream ends without a COMMIT: the daemon keeps the ingest as it is.
+    for _ in client.api.content.stub.Write(requests):
+        pass
+
+
+def test_a_partial_upload_is_resumed(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
+    path = ti.write_oci_archive(tmp_path / "r.tar", {NAME: image})
+    big = image.layers[1]
+    blob = image.blobs[big["digest"]]
+    ref = "pycontainerd-import-" + big["digest"]
+    half = len(blob) // 2
+    # Resuming trusts the bytes the daemon holds, as containerd's client does. Planting
+    # wrong ones shows the import sent only the rest: the digest check at commit fails.
+    _leave_partial_ingest(client, ref, bytes(half), big["size"], big["digest"])
+    (status,) = client.api.content.list_statuses()
+    assert (status.ref, status.offset) == (ref, half)
+    with pytest.raises(BlobMismatchError):
+        client.import_archive(path)
+    # The failed upload was aborted; with the right first half the import completes.
+    assert client.api.content.list_statuses() == []
+    _leave_partial_ingest(client, ref, blob[:half], big["size"], big["digest"])
+    (imported,) = client.import_archive(path)
+    assert client.api.content.read(big["digest"]) == blob
+    assert client.api.content.list_statuses() == []
+    assert imported.is_unpacked()

@@ -90,7 +90,8 @@ class CompletedContainer:
 def run(
     args: Sequence[str],
     *,
-    rootfs: str | os.PathLike[str],
+    rootfs: str | os.PathLike[str] | None = None,
+    image: Any = None,
     stdin: bytes | int | Any | None = None,
     stdout: int | Any | None = None,
     stderr: int | Any | None = None,
@@ -98,7 +99,7 @@ def run(
     check: bool = False,
     tty: bool = False,
     env: Mapping[str, str] | Sequence[str] | None = None,
-    cwd: str = "/",
+    cwd: str | None = None,
     user: str | int | tuple[int, int] | None = None,
     hostname: str | None = None,
     timeout: float | None = None,
@@ -106,11 +107,15 @@ def run(
     spec_options: Mapping[str, Any] | None = None,
     handoff: bool | None = None,
 ) -> CompletedContainer:
-    """Run ``args`` in a new container on ``rootfs`` and wait for it, then delete the container.
+    """Run ``args`` in a new container on ``rootfs`` or from ``image``, wait for it, delete the container.
 
     Args:
-        args: The command line.
-        rootfs: The root filesystem directory (absolute).
+        args: The command line. With ``image`` it replaces the image's ``Cmd`` (after its
+            ``Entrypoint``); empty runs the image's own command.
+        rootfs: The root filesystem directory (absolute); exactly one of ``rootfs`` and ``image``.
+        image: An image or image name (unpacked if needed); its config gives the
+            defaults of the command, environment, working dir and user. The container's
+            snapshot is removed with it.
         stdin: Bytes, or an fd/file/socket read to EOF; ``None``: no stdin.
         stdout: An fd or file object for stdout (``None``: discarded unless captured).
         stderr: An fd or file object for stderr.
@@ -118,8 +123,9 @@ def run(
         check: Raise :class:`~pycontainerd.errors.ContainerError` on a non-zero exit.
         tty: Give the process a terminal (stdout and stderr are then one stream).
         env: Extra environment.
-        cwd: Working directory.
-        user: ``"uid[:gid]"``, an int uid or ``(uid, gid)``.
+        cwd: Working directory (default: the image's, else ``/``).
+        user: ``"uid[:gid]"``, an int uid or ``(uid, gid)``; with ``image`` also names
+            from its ``/etc/passwd`` (default: the image's user).
         hostname: The container's hostname.
         timeout: Seconds before the container is killed (``TimeoutError`` is then raised).
         client: The client to use; default: one from ``CONTAINERD_ADDRESS``/``CONTAINERD_NAMESPACE``.
@@ -154,6 +160,8 @@ def run(
     if isinstance(args, (str, bytes)):
         # list("echo hi") would run the program "e" with arguments "c", "h", ...
         raise TypeError(f"args must be a sequence of str (['sh', '-c', ...]), not {type(args).__name__}")
+    if (rootfs is None) == (image is None):
+        raise ValueError("run() needs exactly one of rootfs= and image=")
     if capture_output and (stdout is not None or stderr is not None):
         raise ValueError("stdout and stderr arguments may not be used with capture_output")
     try:
@@ -169,10 +177,16 @@ def run(
     try:
         # 64 random bits, like the 16 hex digits of a uuid4 without importing uuid.
         container_id = f"pcd-run-{os.urandom(8).hex()}"
-        spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd, user=user, tty=tty,
-                         hostname=hostname, namespace=client.namespace, container_id=container_id,
-                         **dict(spec_options or {}))
-        result = run_container(client, container_id, spec, stdio, timeout=timeout)
+        if rootfs is not None:
+            spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd or "/", user=user, tty=tty,
+                             hostname=hostname, namespace=client.namespace, container_id=container_id,
+                             **dict(spec_options or {}))
+            result = run_container(client, container_id, spec, stdio, timeout=timeout)
+        else:
+            options = dict(spec_options or {}, args=list(args) or None, env=env, cwd=cwd, user=user, tty=tty,
+                           hostname=hostname)
+            result = run_container(client, container_id, None, stdio, timeout=timeout, image=image,
+                                   spec_options=options)
     finally:
         if own_client:
             client.close()
@@ -212,7 +226,7 @@ def run_stdio(stdin: bytes | int | Any | None, stdout: int | Any | None, stderr:
 def run_container(
     client: Client,
     container_id: str,
-    spec: Mapping[str, Any],
+    spec: Mapping[str, Any] | None,
     stdio: Stdio,
     *,
     timeout: float | None = None,
@@ -221,6 +235,8 @@ def run_container(
     attach: Attach | None = None,
     state_dir: str | None = None,
     runtime_options: Any = None,
+    image: Any = None,
+    spec_options: Mapping[str, Any] | None = None,
 ) -> CompletedContainer:
     """Create a container and its task, run it to its end and clean up: the core of :func:`run`.
 
@@ -234,7 +250,7 @@ def run_container(
     Args:
         client: The client (namespace) to run in.
         container_id: The container id.
-        spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
+        spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`); ``None`` with ``image``.
         stdio: How stdio is wired (see :func:`run_stdio`).
         timeout: Seconds before the container is killed and ``TimeoutError`` raised
             (``None``: no limit).
@@ -248,6 +264,8 @@ def run_container(
             what it yields, if callable, is called once the process started.
         state_dir: Root of the bundle directory (see ``Client.new_container``).
         runtime_options: The runtime's options (see ``Client.new_container``).
+        image: Run from this image instead of a spec's rootfs (see ``Client.new_container``).
+        spec_options: With ``image``: ``oci.build`` options over the image's config.
 
     Returns:
         The completed container.
@@ -260,7 +278,7 @@ def run_container(
     """
     labels = {RUN_OWNER_LABEL: _owner_token()} if owned else None
     container = new_container(client, container_id, spec, labels=labels, state_dir=state_dir,
-                              runtime_options=runtime_options)
+                              runtime_options=runtime_options, image=image, spec_options=spec_options)
     try:
         task = container.new_task(stdio=stdio)
         try:
@@ -270,7 +288,7 @@ def run_container(
                 task.force_delete(timeout=CLEANUP_TIMEOUT)
             raise
         task.force_delete(timeout=CLEANUP_TIMEOUT)
-        args = list(spec["process"]["args"])
+        args = list(container.spec.get("process", {}).get("args", []))
         result = CompletedContainer(args, status.code, task.io.stdout_data, task.io.stderr_data, container_id)
     except BaseException:
         # Clean up as far as the daemon lets us, without hiding the original error.

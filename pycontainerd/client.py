@@ -8,8 +8,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pycontainerd import _address
 from pycontainerd._grpc import DEFAULT_CONNECT_TIMEOUT, Connection
@@ -18,6 +19,7 @@ from pycontainerd.api.types import Version
 
 if TYPE_CHECKING:
     from pycontainerd.container import Container
+    from pycontainerd.images import Image
 
 __all__ = ["Client"]
 
@@ -128,16 +130,21 @@ class Client:
     def new_container(
         self,
         id: str,
-        spec: Mapping[str, Any],
+        spec: Mapping[str, Any] | None = None,
         *,
+        image: Image | str | None = None,
+        snapshotter: str | None = None,
+        snapshot: str | None = None,
+        platform: str | None = None,
         runtime: str = "io.containerd.runc.v2",
         runtime_options: Any = None,
         bundle_dir: str | None = None,
         labels: Mapping[str, str] | None = None,
         state_dir: str | None = None,
         timeout: float | None = None,
+        **spec_options: Any,
     ) -> Container:
-        """Create a container the libcontainerd way.
+        """Create a container the libcontainerd way, on a rootfs directory or from an image.
 
         The bundle dir (which will hold the process FIFOs) is prepared for the
         container's root user with :func:`pycontainerd.bundle.prepare_bundle_dir`
@@ -145,27 +152,50 @@ class Client:
         recorded in the label ``com.docker/engine.bundle.path``; the spec is
         stored as JSON.
 
+        With ``image``, as containerd's ``NewContainer(WithImage, WithNewSnapshot,
+        WithImageConfig)``: the image is unpacked if needed, an active snapshot of its
+        top layer is prepared (key: ``snapshot``, default the container id), the record
+        names the image, snapshotter and snapshot key, and unless ``spec`` is given the
+        spec comes from the image config (:func:`pycontainerd.images.spec.image_spec`):
+        ``args`` replace the image's ``Cmd``, ``entrypoint`` its ``Entrypoint``,
+        ``env`` goes over the image's, ``cwd``/``user`` default to the image's (user
+        names resolved in the image's ``/etc/passwd``/``/etc/group``). The task then
+        gets the snapshot's mounts as rootfs, and ``Container.delete`` removes the snapshot.
+
         Args:
             id: The container id (containerd's identifier rules; checked first).
-            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
+            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`); required
+                without ``image``.
+            image: An image (or its name) to run.
+            snapshotter: With ``image``: the snapshotter (default ``overlayfs``).
+            snapshot: With ``image``: the snapshot key (default: the container id).
+            platform: With ``image``: its platform to run (default: the host's).
             runtime: The runtime (shim) name.
             runtime_options: Runtime options (e.g. :class:`~pycontainerd.api.types.RuncOptions`).
             bundle_dir: Absolute bundle dir; default ``<state_dir>/<namespace>/<id>``.
             labels: Extra labels.
             state_dir: Root of default bundle dirs (``$PYCONTAINERD_STATE_DIR`` or ``/run/pycontainerd``).
             timeout: Deadline of the Create RPC.
+            spec_options: With ``image`` and no ``spec``: ``args``, ``entrypoint``, ``env``,
+                ``cwd``, ``user`` and any other :func:`pycontainerd.oci.build` option.
 
         Returns:
             The container.
 
         Raises:
-            ValueError: A bad id, bundle path or id mapping (nothing is created).
-            ConflictError: The id is in use ("id already in use").
+            ValueError: A bad id, bundle path or id mapping, no command, an unknown user
+                name (nothing is created).
+            TypeError: Neither ``spec`` nor ``image``, or image options without ``image``.
+            ConflictError: The id (or the snapshot key) is in use ("id already in use").
+            NotFoundError: No such image.
+            NoMatchingPlatformError: The image has no manifest for the platform.
         """
         from pycontainerd.container import new_container
 
         return new_container(self, id, spec, runtime=runtime, runtime_options=runtime_options,
-                             bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout)
+                             bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout,
+                             image=image, snapshotter=snapshotter, snapshot=snapshot, platform=platform,
+                             spec_options=spec_options)
 
     def load_container(self, id: str, *, timeout: float | None = None) -> Container:
         """The container with this id.
@@ -182,6 +212,95 @@ class Client:
         from pycontainerd.container import Container
 
         return [Container(self, info) for info in self.api.containers.list(filters, timeout=timeout)]
+
+    # -- images (see pycontainerd.images) ----------------------------------------
+    def import_archive(
+        self,
+        source: str | os.PathLike[str] | IO[bytes],
+        *,
+        name: str | None = None,
+        platform: str | None = None,
+        unpack: bool = True,
+        snapshotter: str = "overlayfs",
+    ) -> list[Image]:
+        """Import an OCI image layout tar or a ``docker save`` tar, as ``ctr images import`` does.
+
+        The tar (plain or gzip) is streamed, never held in memory; each blob goes to the
+        content store with its digest and size verified by the daemon. Everything is
+        written under a lease that is deleted at the end, and the blobs the images need
+        get containerd's GC labels, so the result is an ordinary containerd image. Only
+        the chosen platform's manifest is kept (and unpacked). Importing the same
+        archive again changes nothing.
+
+        Args:
+            source: The archive's path, or a readable binary stream at its start.
+            name: The name of the archive's single image (replacing its own names);
+                required when the archive names none.
+            platform: ``"os/arch[/variant]"`` to keep; default the host's.
+            unpack: Unpack the layers into ``snapshotter`` (skipping existing snapshots).
+            snapshotter: The snapshotter to unpack into.
+
+        Returns:
+            The images, in archive order (one per name).
+
+        Raises:
+            TruncatedArchiveError: Not a tar, or it ends early.
+            UnsafePathError: A name in the tar is absolute or has ``..``.
+            ArchiveError: Neither layout, a missing index, a file ``manifest.json`` names
+                is missing, no name for an unnamed image.
+            BlobMismatchError: A blob does not have the digest its name says, or another
+                size than its descriptor.
+            MissingBlobError: A descriptor points at a blob that is nowhere.
+            MalformedContentError: An index, manifest or config is not valid JSON of its kind.
+            UnknownMediaTypeError: A layer or config of a media type that cannot be used.
+            NoMatchingPlatformError: No manifest for the platform (lists what there is).
+            DiffIDMismatchError: A layer unpacked to another digest than its config's diff ID.
+            SnapshotterError: The daemon has no such snapshotter.
+        """
+        from pycontainerd.images.importer import import_archive
+
+        return import_archive(self, source, name=name, platform=platform,
+                              unpack_into=snapshotter if unpack else None)
+
+    def get_image(self, name: str) -> Image:
+        """The image ``name`` (its content is read on first use).
+
+        Raises:
+            NotFoundError: No such image.
+        """
+        from pycontainerd.images.store import get_image
+
+        return get_image(self, name)
+
+    def list_images(self, *filters: str) -> list[Image]:
+        """The images matching any of the containerd ``filters`` (``name==x``, ``labels."k"==v``).
+
+        Every image when no filter is given.
+        """
+        from pycontainerd.images.store import list_images
+
+        return list_images(self, *filters)
+
+    def delete_image(self, name: str, *, sync: bool = False) -> None:
+        """Delete the image record ``name`` (``sync``: wait for the garbage collection it triggers).
+
+        Raises:
+            NotFoundError: No such image.
+        """
+        from pycontainerd.images.store import delete_image
+
+        delete_image(self, name, sync=sync)
+
+    def tag(self, source: str, target: str, *, force: bool = False) -> Image:
+        """Name the image ``source`` also ``target``.
+
+        Raises:
+            NotFoundError: No image ``source``.
+            AlreadyExistsError: ``target`` exists (unless ``force``, which re-points it).
+        """
+        from pycontainerd.images.store import tag
+
+        return tag(self, source, target, force=force)
 
     def close(self) -> None:
         """Close the channel, for this client and every view sharing it. Idempotent."""

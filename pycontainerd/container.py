@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _rules, _validate, errors, task
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Descriptor, RuncOptions
+from pycontainerd.api.types import Descriptor, Mount, RuncOptions
 from pycontainerd.bundle import mkdir_all_and_chown_new, mkdir_and_chown, prepare_bundle_dir
 from pycontainerd.idmap import spec_user
 from pycontainerd.stdio.strategy import Stdio, null
@@ -167,7 +167,7 @@ class Container:
             return task.new_task(
                 self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
                 terminal=terminal, fifo_name=name, checkpoint=checkpoint, options=self._task_options(),
-                timeout=timeout,
+                timeout=timeout, rootfs=self._rootfs_mounts(timeout),
             )
         finally:
             if checkpoint is not None:
@@ -175,6 +175,13 @@ class Container:
                     self._client.api.content.delete(checkpoint.digest, timeout=timeout)
                 except errors.ContainerdError as err:
                     _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
+
+    def _rootfs_mounts(self, timeout: float | None) -> list[Mount]:
+        # A container made from an image: its task's rootfs is its snapshot's mounts.
+        if not (self._info.snapshotter and self._info.snapshot_key):
+            return []
+        return self._client.api.snapshots.mounts(self._info.snapshotter, self._info.snapshot_key,
+                                                 timeout=timeout)
 
     def task(self, *, timeout: float | None = None) -> Task:
         """The container's task without attaching its IO.
@@ -212,8 +219,12 @@ class Container:
         return task.attach_task(self._client, self.id, bundle_dir=self.bundle_dir, io_ids=self._io_ids(),
                                 stdio=stdio, timeout=timeout)
 
-    def delete(self, *, timeout: float | None = None) -> None:
+    def delete(self, *, timeout: float | None = None, snapshot_cleanup: bool = True) -> None:
         """Delete the container and remove its bundle dir (``LIBCONTAINERD_NOCLEAN=1`` keeps it).
+
+        A container made from an image also loses its snapshot (containerd's
+        ``WithSnapshotCleanup``) unless ``snapshot_cleanup`` is false; a snapshot
+        already gone is fine, so a second delete after an interrupted one finishes it.
 
         Raises:
             FailedPreconditionError: It still has a task (checked first).
@@ -225,6 +236,10 @@ class Container:
         else:
             raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
         self._client.api.containers.delete(self.id, timeout=timeout)
+        if snapshot_cleanup and self._info.snapshotter and self._info.snapshot_key:
+            with contextlib.suppress(errors.NotFoundError):
+                self._client.api.snapshots.remove(self._info.snapshotter, self._info.snapshot_key,
+                                                  timeout=timeout)
         if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
             _remove_bundle(self.bundle_dir, self.id, self._client.namespace)
 
@@ -282,11 +297,35 @@ def load_container(client: Client, id: str, *, timeout: float | None = None) -> 
     return Container(client, _get(client, id, timeout))
 
 
-def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str = DEFAULT_RUNTIME,
-                  runtime_options: Any = None, bundle_dir: str | None = None,
+def new_container(client: Client, id: str, spec: Mapping[str, Any] | None = None, *,
+                  runtime: str = DEFAULT_RUNTIME, runtime_options: Any = None, bundle_dir: str | None = None,
                   labels: Mapping[str, str] | None = None, state_dir: str | None = None,
-                  timeout: float | None = None) -> Container:
-    """See ``Client.new_container``."""
+                  timeout: float | None = None, image: Any = None, snapshotter: str | None = None,
+                  snapshot: str | None = None, platform: str | None = None,
+                  spec_options: Mapping[str, Any] | None = None) -> Container:
+    """See ``Client.new_container``; with ``image``, :mod:`pycontainerd.images.containers`."""
+    def record(spec: Mapping[str, Any], image: str = "", snapshotter: str = "", key: str = "") -> Container:
+        return _new_container(client, id, spec, runtime=runtime, runtime_options=runtime_options,
+                              bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout,
+                              image=image, snapshotter=snapshotter, snapshot_key=key)
+
+    if image is None:
+        if spec_options or snapshotter is not None or snapshot is not None or platform is not None:
+            raise TypeError("spec options, snapshotter, snapshot and platform need image=")
+        if spec is None:
+            raise TypeError("new_container needs a spec or an image")
+        return record(spec)
+    _rules.identifier(id, "container id")
+    from pycontainerd.images.containers import new_image_container
+
+    return new_image_container(client, id, image, record, spec=spec, snapshotter=snapshotter,
+                               snapshot=snapshot, platform=platform, spec_options=spec_options)
+
+
+def _new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str, runtime_options: Any,
+                   bundle_dir: str | None, labels: Mapping[str, str] | None, state_dir: str | None,
+                   timeout: float | None, image: str = "", snapshotter: str = "",
+                   snapshot_key: str = "") -> Container:
     _rules.identifier(id, "container id")
     if not isinstance(spec, Mapping):
         raise TypeError("spec must be an OCI runtime spec mapping (see pycontainerd.oci.build)")
@@ -318,7 +357,7 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: 
     try:
         info = client.api.containers.create(
             id, spec=spec, runtime=runtime, runtime_options=runtime_options, labels=all_labels,
-            timeout=timeout,
+            image=image, snapshotter=snapshotter, snapshot_key=snapshot_key, timeout=timeout,
         )
     except errors.AlreadyExistsError as err:
         # The id belongs to another container: its bundle may be this very path (left

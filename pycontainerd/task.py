@@ -19,7 +19,7 @@ import contextlib
 import logging
 import signal as _signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from pycontainerd.api.types import (
     Descriptor,
     ExitStatus,
     Metric,
+    Mount,
     ProcessInfo,
     RuncCheckpointOptions,
     Status,
@@ -602,7 +603,7 @@ def _create_process(client: Client, container_id: str, exec_id: str, *, director
 
 def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tuple[int, int], stdio: Stdio,
              terminal: bool, fifo_name: str, checkpoint: Descriptor | None, options: Any,
-             timeout: float | None) -> Task:
+             timeout: float | None, rootfs: Sequence[Mount] = ()) -> Task:
     """Create a container's task (``Container.new_task`` checks and prepares the arguments).
 
     Args:
@@ -616,6 +617,7 @@ def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tupl
         checkpoint: A checkpoint to restore from.
         options: The runtime's task options.
         timeout: Deadline of each RPC.
+        rootfs: The rootfs mounts (a container's image snapshot); none when the spec names a path.
 
     Returns:
         The created task (not started).
@@ -626,7 +628,7 @@ def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tupl
     def rpc(config: IOConfig) -> int:
         return client.api.tasks.create(
             container_id, stdin=config.stdin, stdout=config.stdout, stderr=config.stderr,
-            terminal=terminal, checkpoint=checkpoint, options=options, timeout=timeout,
+            terminal=terminal, checkpoint=checkpoint, options=options, timeout=timeout, rootfs=rootfs,
         )
 
     io, pid = _create_process(

@@ -19,7 +19,7 @@ import builtins
 import contextlib
 import datetime as _dt
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,9 +255,14 @@ class _Ingest:
         self.failure: BaseException | None = None
         self.sent = 0
 
-    def begin(self, offset: int) -> None:
-        """Release the data, starting at ``offset`` (0 truncates a partial ingest)."""
+    def begin(self, offset: int, data: Iterable[bytes] | None = None) -> None:
+        """Release the data, starting at ``offset`` (0 truncates a partial ingest).
+
+        ``data``, when given, replaces an iterable source: the bytes from ``offset`` on.
+        """
         self._start = offset
+        if data is not None:
+            self._data = data
         self._go.set()
 
     def abandon(self) -> None:
@@ -519,6 +524,8 @@ class ContentService(Service):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout: float | None = None,
         metadata: Metadata = (),
+        total: int | None = None,
+        resume: Callable[[int], Iterable[bytes]] | None = None,
     ) -> Descriptor:
         """Upload a blob and commit it (the Content/Write STAT, WRITE..., COMMIT protocol).
 
@@ -542,6 +549,12 @@ class ContentService(Service):
             chunk_size: Bytes per message, 1 to :data:`MAX_CHUNK_SIZE`.
             timeout: Deadline in seconds for the whole upload (default: none).
             metadata: Extra gRPC metadata for the call.
+            total: The blob's size when ``data`` is an iterable (sent in the STAT
+                request, so the daemon refuses a commit of any other size).
+            resume: For iterable ``data`` with ``expected`` and ``total``: called with the
+                offset of a partial upload the daemon holds under ``ref`` (0 < offset <=
+                total); returns the bytes from that offset on, which are sent instead of
+                ``data``. Without it a partial upload is restarted.
 
         Returns:
             A descriptor with the committed digest and size.
@@ -560,7 +573,7 @@ class ContentService(Service):
             source = memoryview(data).cast("B")
             total = len(source)
         else:
-            source, total = data, 0
+            source, total = data, total or 0
         ingest = _Ingest(
             ref,
             source,
@@ -578,8 +591,12 @@ class ContentService(Service):
                 responses = iter(call)
                 held = write_stat_offset(next(responses))
                 accepted = True
-                resume = bool(expected) and isinstance(source, memoryview) and 0 < held <= total
-                ingest.begin(held if resume else 0)
+                if bool(expected) and isinstance(source, memoryview) and 0 < held <= total:
+                    ingest.begin(held)
+                elif bool(expected) and resume is not None and 0 < held <= total:
+                    ingest.begin(held, resume(held))
+                else:
+                    ingest.begin(0)
                 digest = ""
                 for response in responses:
                     found = write_committed_digest(response)

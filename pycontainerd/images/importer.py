@@ -1,0 +1,203 @@
+"""``import_archive``: an OCI layout or ``docker save`` tar into containerd, as ``ctr images import`` does.
+
+The sequence, all under one lease (``containerd.io/gc.expire`` 24 h) deleted at the end:
+
+1. One streaming pass over the tar (:mod:`.archive`): each file into the content
+   store (:mod:`.ingest`), digest and size verified by the daemon on commit.
+2. The images: index.json's entries (OCI), or docker schema 2 manifests made from
+   ``manifest.json`` and stored (docker).
+3. Each image walked for the platform (:mod:`.walk`): every blob it needs present
+   with its descriptor's size, every document well-formed, every media type known;
+   no manifest for the platform is an error listing what the image offers.
+4. Optionally unpacked into snapshots (:mod:`.unpack`).
+5. The GC labels set on every index and manifest kept, then the image records
+   created (or their targets updated: importing twice changes nothing).
+
+Any error before step 5 leaves no image record; the lease is then deleted with a
+synchronous garbage collection, so no content, ingest or snapshot of the failed
+import remains either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+from pycontainerd import errors
+from pycontainerd.api.leases import DEFAULT_EXPIRE
+from pycontainerd.api.types import Descriptor
+from pycontainerd.images import mediatypes
+from pycontainerd.images import platform as _platform
+from pycontainerd.images.archive import ArchiveContents, docker_manifests, read_archive
+from pycontainerd.images.errors import ArchiveError, MalformedContentError
+from pycontainerd.images.image import Image
+from pycontainerd.images.ingest import Ingester, set_labels
+from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, check_snapshotter, unpack
+from pycontainerd.images.walk import descriptor, walk
+
+if TYPE_CHECKING:
+    from pycontainerd.client import Client
+
+__all__ = ["ANNOTATION_IMAGE_NAME", "ANNOTATION_REF_NAME", "import_archive"]
+
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+_OCI_LAYOUT_VERSION = "1.0.0"
+
+Source = str | os.PathLike[str] | IO[bytes]
+
+
+@contextlib.contextmanager
+def _opened(source: Source) -> Iterator[IO[bytes]]:
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            yield f
+    else:
+        yield source
+
+
+def _full_reference(ref: str) -> bool:
+    # A ref.name annotation is often just a tag ("latest"); only a name with a
+    # registry-like first component names an image on its own.
+    first = ref.split("/", 1)[0]
+    return "/" in ref and ("." in first or ":" in first or first == "localhost")
+
+
+def _oci_targets(contents: ArchiveContents) -> list[tuple[list[str], Descriptor]]:
+    layout = contents.oci_layout
+    version = layout.get("imageLayoutVersion") if isinstance(layout, Mapping) else None
+    if version != _OCI_LAYOUT_VERSION:
+        raise ArchiveError(f"unsupported OCI layout version {version!r}")
+    if contents.index is None:
+        raise ArchiveError("OCI layout without index.json")
+    try:
+        index = json.loads(contents.index)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MalformedContentError(f"index.json: not valid JSON: {err}") from err
+    entries = index.get("manifests") if isinstance(index, Mapping) else None
+    if not isinstance(entries, list):
+        raise MalformedContentError("index.json: no manifests list")
+    targets = []
+    for entry in entries:
+        desc = descriptor(entry, "index.json")
+        names = []
+        if name := desc.annotations.get(ANNOTATION_IMAGE_NAME):
+            names.append(name)
+        elif (ref := desc.annotations.get(ANNOTATION_REF_NAME)) and _full_reference(ref):
+            names.append(ref)
+        # The record's target is the index entry, annotations included, as containerd stores it.
+        targets.append((names, desc))
+    return targets
+
+
+def _docker_targets(contents: ArchiveContents, ingester: Ingester) -> list[tuple[list[str], Descriptor]]:
+    targets = []
+    for image in docker_manifests(contents):
+        target = ingester.write_bytes(image.manifest, mediatypes.DOCKER_MANIFEST)
+        targets.append((image.names, target))
+    return targets
+
+
+def _tag(name: str) -> str:
+    last = name.rsplit("/", 1)[-1].split("@", 1)[0]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def _annotated(target: Descriptor, name: str) -> Descriptor:
+    # The index entry containerd's importer makes for each name of a docker archive.
+    annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: _tag(name) or name}
+    return Descriptor(target.media_type, target.digest, target.size, annotations)
+
+
+def _named(targets: list[tuple[list[str], Descriptor]], name: str | None,
+           docker: bool) -> list[tuple[str, Descriptor]]:
+    if name is not None:
+        if len(targets) != 1:
+            raise ArchiveError(f"name={name!r} needs an archive of exactly one image; it has {len(targets)}")
+        target = targets[0][1]
+        return [(name, _annotated(target, name) if docker else target)]
+    named = [(n, _annotated(target, n) if docker else target) for names, target in targets for n in names]
+    if not named:
+        raise ArchiveError("the archive names no image; pass name=")
+    return named
+
+
+def import_archive(
+    client: Client,
+    source: Source,
+    *,
+    name: str | None = None,
+    platform: str | _platform.Platform | None = None,
+    unpack_into: str | None = DEFAULT_SNAPSHOTTER,
+) -> list[Image]:
+    """Import the images of an archive (see ``Client.import_archive``).
+
+    Args:
+        client: The client (its namespace receives the images).
+        source: The archive's path, or a readable binary stream at its start.
+        name: Name the archive's one image so (its own names are then ignored).
+        platform: The platform to keep (default: the host's).
+        unpack_into: The snapshotter to unpack into; ``None`` skips unpacking.
+
+    Returns:
+        The images, in archive order.
+    """
+    want = _platform.parse(platform) if platform is not None else _platform.host()
+    if unpack_into is not None:
+        check_snapshotter(client, unpack_into)
+    with _opened(source) as fileobj:
+        lease = client.api.leases.create(expire=DEFAULT_EXPIRE)
+        done = False
+        try:
+            leased = client.with_lease(lease.id)
+            content = leased.api.content
+            ingester = Ingester(content)
+            contents = read_archive(fileobj, ingester.store)
+            if contents.is_oci:
+                targets = _oci_targets(contents)
+            elif contents.docker_manifest is not None:
+                targets = _docker_targets(contents, ingester)
+            else:
+                raise ArchiveError("neither an OCI layout (oci-layout) nor a docker archive (manifest.json)")
+            named = _named(targets, name, docker=not contents.is_oci)
+            walks: dict[str, Any] = {}
+            for image_name, target in named:
+                if target.digest not in walks:
+                    walks[target.digest] = walk(content, image_name, target, want)
+            if unpack_into is not None:
+                for found in walks.values():
+                    unpack(leased, found.manifests[0], unpack_into)
+            for found in walks.values():
+                for digest, labels in found.missing_labels().items():
+                    set_labels(content, digest, labels)
+            images = [_record(client, image_name, target) for image_name, target in named]
+            done = True
+        finally:
+            _end_lease(client, lease.id, failed=not done)
+    return images
+
+
+def _end_lease(client: Client, lease_id: str, *, failed: bool) -> None:
+    try:
+        # After a failure, collect what the import left before returning, so the
+        # caller finds the store as it was.
+        client.api.leases.delete(lease_id, sync=failed)
+    except errors.ContainerdError:
+        if not failed:
+            raise
+
+
+def _record(client: Client, name: str, target: Descriptor) -> Image:
+    images = client.api.images
+    try:
+        record = images.update(name, target=target, fieldpaths=["target"])
+    except errors.NotFoundError:
+        try:
+            record = images.create(name, target)
+        except errors.AlreadyExistsError:
+            # Created meanwhile by a concurrent import: point it at this target.
+            record = images.update(name, target=target, fieldpaths=["target"])
+    return Image.from_record(client, record)

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CONTAINERD ?=
 export PYTHON VENV
 
-.PHONY: setup demo test lint typecheck unit integration protos check-protos bench clean
+.PHONY: setup demo test lint typecheck unit sanitize integration protos check-protos bench clean
 
 setup:
 	@scripts/setup.sh
@@ -16,7 +16,7 @@ demo: setup
 	$(PY) scripts/demo.py
 
 # CONTAINERD=1.7 (or "1.6 2", or a path to a containerd binary) narrows the matrix.
-test: setup lint typecheck check-protos
+test: setup lint typecheck check-protos sanitize
 	scripts/test-matrix $(CONTAINERD)
 
 lint: setup
@@ -27,6 +27,10 @@ typecheck: setup
 
 unit: setup
 	$(PY) -m pytest -q tests/unit
+
+# The C code's unit tests under ASan+UBSan, from a separate build in build/sanitize/.
+sanitize: setup
+	scripts/sanitize
 
 integration: setup
 	PYCONTAINERD_TEST_CONTAINERD=$(or $(CONTAINERD),1.6) $(PY) -m pytest -q tests/integration

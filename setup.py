@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 
@@ -12,6 +13,36 @@ HELPER_SOURCE = os.path.join("csrc", "handoff", "pcd-handoff.c")
 HELPER_NAME = "pcd-handoff"
 HELPER_PACKAGE = "pycontainerd._native"
 HELPER_CFLAGS = ["-O2", "-Wall", "-Wextra", "-std=gnu11", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong"]
+# Linked in only by a sanitizer build, see that file.
+HELPER_SANITIZE_OPTIONS = os.path.join("csrc", "handoff", "sanitize-options.c")
+
+
+def sanitizer_flags() -> tuple[list[str], list[str]]:
+    """The ``$PCD_SANITIZE`` flags, from the one place that defines them: csrc/build_native.py."""
+    spec = importlib.util.spec_from_file_location("pcd_build_native", os.path.join("csrc", "build_native.py"))
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load csrc/build_native.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flags: tuple[list[str], list[str]] = module.sanitizer_flags()
+    return flags
+
+
+def _helper_inputs() -> tuple[list[str], list[str], list[str]]:
+    """Sources, compile flags and link flags of the helper (a sanitizer build adds to all three)."""
+    sanitize_compile, sanitize_link = sanitizer_flags()
+    if not sanitize_compile:
+        return [HELPER_SOURCE], HELPER_CFLAGS, []
+    sources = [HELPER_SOURCE]
+    cflags = HELPER_CFLAGS + sanitize_compile
+    log = os.environ.get("PCD_SANITIZE_LOG", "")
+    if log:
+        # The prefix becomes a C string and a value in a sanitizer option list.
+        if not os.path.isabs(log) or any(c in log for c in "\"\\:"):
+            raise RuntimeError(f"PCD_SANITIZE_LOG={log!r}: must be absolute, without quote, backslash or ':'")
+        sources.append(HELPER_SANITIZE_OPTIONS)
+        cflags.append(f'-DPCD_SANITIZE_LOG="{log}"')
+    return sources, cflags, sanitize_link
 
 
 class BuildExtWithHelper(build_ext):
@@ -50,12 +81,13 @@ class BuildExtWithHelper(build_ext):
 
             compiler = new_compiler(compiler=compiler, force=self.force)
             customize_compiler(compiler)
+        sources, cflags, ldflags = _helper_inputs()
         objects = compiler.compile(
-            [HELPER_SOURCE], output_dir=os.path.join(self.build_temp, "handoff"), extra_postargs=HELPER_CFLAGS
+            sources, output_dir=os.path.join(self.build_temp, "handoff"), extra_postargs=cflags
         )
         os.makedirs(out_dir, exist_ok=True)
         tmp = target + ".tmp"
-        compiler.link_executable(objects, os.path.basename(tmp), output_dir=out_dir)
+        compiler.link_executable(objects, os.path.basename(tmp), output_dir=out_dir, extra_postargs=ldflags)
         os.chmod(tmp, 0o755)
         shutil.move(tmp, target)
         return target

@@ -34,6 +34,32 @@ def modules() -> list[str]:
     return sorted(name for name in names if (HERE / f"{name}.c").exists())
 
 
+def sanitizer_flags() -> tuple[list[str], list[str]]:
+    """Compile and link flags for the sanitizers named in ``$PCD_SANITIZE`` (none when unset).
+
+    ``PCD_SANITIZE=address,undefined`` is how ``scripts/sanitize`` builds its separate
+    copy of the package; setup.py applies the same flags to ``pcd-handoff``. Every
+    report is fatal (``-fno-sanitize-recover``): UBSan would otherwise print and go on,
+    and a test could pass over it. ``-O1`` keeps the stacks readable, and ``-fno-wrapv``
+    undoes the ``-fwrapv`` of Python's own CFLAGS, under which signed overflow is defined
+    and UBSan does not look for it.
+    """
+    wanted = os.environ.get("PCD_SANITIZE", "").strip()
+    if not wanted:
+        return [], []
+    if not re.fullmatch(r"[a-z]+(?:,[a-z]+)*", wanted):
+        raise RuntimeError(f"PCD_SANITIZE={wanted!r}: expected a list such as address,undefined")
+    compile_args = [
+        f"-fsanitize={wanted}",
+        "-fno-sanitize-recover=all",
+        "-fno-omit-frame-pointer",
+        "-fno-wrapv",
+        "-g",
+        "-O1",
+    ]
+    return compile_args, [f"-fsanitize={wanted}"]
+
+
 def build_ffi() -> FFI:
     """Assemble the FFI object from the per-module cdef headers and sources."""
     builder = FFI()
@@ -43,12 +69,21 @@ def build_ffi() -> FFI:
     # setuptools wants source paths relative to setup.py's directory.
     rel = os.path.relpath(HERE, os.getcwd()) if os.getcwd() == str(ROOT) else str(HERE)
     includes = ['#include "pcd.h"'] + [f'#include "{n}.h"' for n in modules() if (HERE / f"{n}.h").exists()]
+    sanitize_compile, sanitize_link = sanitizer_flags()
     builder.set_source(
         "_ffi",
         "\n".join(includes) + f'\nstatic const char *const PCD_VERSION = "{package_version()}";\n',
         sources=[os.path.join(rel, f"{name}.c") for name in modules()],
         include_dirs=[rel],
-        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-std=gnu11"],
+        extra_compile_args=[
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror=implicit-function-declaration",
+            "-std=gnu11",
+            *sanitize_compile,
+        ],
+        extra_link_args=sanitize_link,
     )
     return builder
 

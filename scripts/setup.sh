@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh Debian 12/13 machine for pycontainerd.
 #
-#  1. the Debian packages the build, the demo and the tests need (only the missing ones);
+#  1. the Debian packages the build, the demo, the tests and the fuzzers need (only the
+#     missing ones);
 #  2. the project's own virtual environment, .venv/, built from $PYTHON (default: Debian's
 #     /usr/bin/python3, whatever python3 comes first on PATH), because Debian's interpreter
 #     refuses system-wide `pip install` (PEP 668);
@@ -18,25 +19,36 @@ VENV=${VENV:-.venv}
 # Build: compiler, libc headers, Python headers and venv (for Debian's python3), make.
 # Run: containerd (+ ctr), runc, busybox-static (the test rootfs).
 # ca-certificates: pip reaches the package index over TLS.
-packages=(make gcc libc6-dev ca-certificates containerd runc busybox-static)
+# clang: the libFuzzer harnesses (`make fuzz`) and the ASan+UBSan build (`make sanitize`).
+packages=(make gcc libc6-dev ca-certificates containerd runc busybox-static clang)
 if [[ $PYTHON == /usr/bin/python3* ]]; then
     packages+=(python3 python3-dev python3-venv)
 fi
 
-need=()
-for pkg in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if ((${#need[@]})); then
+updated=0
+install_missing() {
+    local need=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+    done
+    ((${#need[@]})) || return 0
     if ((EUID != 0)); then
         echo "setup: missing Debian packages: ${need[*]} (run as root, or apt-get install them)" >&2
         exit 1
     fi
     echo "setup: installing Debian packages: ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq </dev/null >/dev/null
+    if ((!updated)); then
+        apt-get update -qq </dev/null >/dev/null
+        updated=1
+    fi
     apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
-fi
+}
+install_missing "${packages[@]}"
+# libFuzzer and clang's sanitizer runtimes ship apart from clang, named after its major
+# version: libclang-rt-14-dev on Debian 12, libclang-rt-19-dev on Debian 13.
+llvm=$(clang -dumpversion)
+install_missing "libclang-rt-${llvm%%.*}-dev"
 
 if ! base=$(command -v "$PYTHON"); then
     echo "setup: PYTHON=$PYTHON not found" >&2

@@ -59,3 +59,24 @@ def test_modules_lists_every_c_module_with_a_cdef(build_native: ModuleType) -> N
     for name in found:
         assert (CSRC / f"{name}.c").is_file()
         assert (CSRC / f"{name}.h").is_file()
+
+
+def test_sanitizer_flags_only_when_asked(build_native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PCD_SANITIZE", raising=False)
+    assert build_native.sanitizer_flags() == ([], [])
+    monkeypatch.setenv("PCD_SANITIZE", "address,undefined")
+    compile_args, link_args = build_native.sanitizer_flags()
+    assert "-fsanitize=address,undefined" in compile_args
+    # Reports are fatal, and Python's -fwrapv would hide signed overflow from UBSan.
+    assert "-fno-sanitize-recover=all" in compile_args
+    assert "-fno-wrapv" in compile_args
+    assert link_args == ["-fsanitize=address,undefined"]
+
+
+@pytest.mark.parametrize("value", ["address undefined", "address;true", "-fno-pie", "Address", "address,"])
+def test_sanitizer_flags_refuse_anything_but_a_list(
+    build_native: ModuleType, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PCD_SANITIZE", value)
+    with pytest.raises(RuntimeError, match="PCD_SANITIZE"):
+        build_native.sanitizer_flags()

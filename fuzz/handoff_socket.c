@@ -3,11 +3,13 @@
  *
  * The input names the socket (a path below a private directory, any bytes but
  * NUL and "..", optionally with its directories created first, long enough to
- * need the /proc/self/fd detour), the owner uid, and what a handful of clients
- * do: wait for the message, hang up before it is sent, or shut their side down.
- * Checked: a socket that is published has mode 0600 and the owner; nothing is
- * left behind by a failure or by listener_close; every waiting client gets
- * exactly the 8-byte message with two descriptors, or (another uid, not root)
+ * need the /proc/self/fd detour, possibly through a planted symlink `link` to
+ * the directory `real`), the owner uid, and what a handful of clients do: wait
+ * for the message, hang up before it is sent, or shut their side down.
+ * Checked: a socket that is published has mode 0600 and the owner; a path
+ * through the symlink is refused and `real` stays empty; nothing is left
+ * behind by a failure or by listener_close; every waiting client gets exactly
+ * the 8-byte message with two descriptors, or (another uid, not root)
  * nothing; no descriptor leaks.
  */
 #include "harness.h"
@@ -174,6 +176,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(path, sizeof(path), "%s/%s", scratch_root, rel);
     if (mode & 2)
         make_parents(rel);
+    int via_link = 0;
+    if (mode & 4) {
+        (void)mkdirat(scratch_fd, "real", 0755);
+        (void)symlinkat("real", scratch_fd, "link");
+        /* "link/x", "link//x", "./link/x": the symlink is a directory component. */
+        const char *p = rel;
+        while (p[0] == '/' || (p[0] == '.' && p[1] == '/'))
+            p++;
+        via_link = strncmp(p, "link/", 5) == 0;
+    }
 
     int before = count_fds();
     struct listener l;
@@ -182,12 +194,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 strncmp(rel, ".pcd-handoff.", 13) != 0;
     if (listener_open(&l, path, owner) < 0) {
         CHECK(!plain, "listener_open(%s) failed", path);
+        if (via_link) {
+            int real = openat(scratch_fd, "real", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            SETUP(real >= 0);
+            DIR *d = fdopendir(real);
+            SETUP(d != NULL);
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL)
+                CHECK(e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0),
+                      "%s appeared behind the symlink", e->d_name);
+            closedir(d);
+        }
         /* Nothing left behind, and the descriptors are closed. */
         CHECK(l.fd < 0 && l.dirfd < 0 && !l.created, "failed listener still holds something");
         CHECK(count_fds() == before, "listener_open leaked a descriptor");
         check_nothing_left(rel);
         goto out;
     }
+    CHECK(!via_link, "listener_open(%s) went through a symlink", path);
     /* Published: a socket, mode 0600, the owner's, at exactly the path given. */
     struct stat st;
     CHECK(fstatat(l.dirfd, l.base, &st, AT_SYMLINK_NOFOLLOW) == 0, "no socket at %s", path);

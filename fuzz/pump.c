@@ -1,17 +1,21 @@
-/* libFuzzer harness: pcd_pump over real descriptors, chunked and cancelled at random.
+/* libFuzzer harness: pcd_pump and pcd_pump_drain over real descriptors,
+ * chunked, cancelled and drained at random.
  *
  * The input picks the flags, up to four streams (each a source kind and a
  * destination kind: pipes and unix sockets, blocking or not, memfds, O_APPEND
  * files, /dev/null, a destination shared with the stream before, and broken
  * ones: a pipe without reader, a read-only fd, a closed number), the chunks
  * written into each source beforehand, whether a source's writer stays open,
- * and the cancel descriptor (none, an eventfd, a timer, a closed number).
+ * the cancel descriptor (none, an eventfd, a timer, a closed number), and the
+ * drain descriptor (none: pcd_pump; else pcd_pump_drain with an eventfd that is
+ * set from the start, a timer, or a closed number).
  *
  * Everything is written before the call and is small (the input's size), so no
  * destination ever fills up and every source whose writer is closed reaches
  * EOF: the call must return by itself, unless a writer stays open, and then a
- * timer cancels it. Checked after each call: every byte delivered is the
- * source's, in order, and complete once a stream is done without error; the
+ * timer cancels or drains it. Checked after each call: every byte delivered is
+ * the source's, in order, and complete once a stream is done without error (a
+ * drained stream too: its bytes were all written before the call); the
  * counters add up (PCD_PUMP_DISCARD_ON_ERROR: written + dropped = read); the
  * errors are the destination's; SIGPIPE is neither left pending nor unblocked
  * wrongly; no descriptor leaks.
@@ -47,6 +51,7 @@ enum dst_kind {
     D_KINDS
 };
 enum cancel_kind { C_NONE, C_EVENTFD, C_EVENTFD_SET, C_TIMER, C_CLOSED, C_KINDS };
+/* The drain descriptor: the same kinds, C_NONE meaning pcd_pump. */
 
 struct side {
     int fd;   /* given to pcd_pump */
@@ -284,6 +289,23 @@ static int expected_error(const struct case_stream *c)
     }
 }
 
+/* A cancel or drain descriptor: an eventfd, set or not, or a timer that
+ * fires after (1 + delay) * 20 us; -1 for none (a closed one is made later). */
+static int make_signal_fd(enum cancel_kind kind, uint8_t delay)
+{
+    int fd = -1;
+    if (kind == C_EVENTFD || kind == C_EVENTFD_SET) {
+        fd = eventfd(kind == C_EVENTFD_SET, EFD_CLOEXEC | EFD_NONBLOCK);
+        SETUP(fd >= 0);
+    } else if (kind == C_TIMER) {
+        fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        SETUP(fd >= 0);
+        struct itimerspec when = {.it_value = {.tv_nsec = (1 + (long)delay) * 20000}};
+        SETUP(timerfd_settime(fd, 0, &when, NULL) == 0);
+    }
+    return fd;
+}
+
 static void close_side(struct side *s)
 {
     if (s->fd >= 0)
@@ -305,6 +327,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int n = 1 + in_u8(&in) % MAX_STREAMS;
     enum cancel_kind ck = (enum cancel_kind)(in_u8(&in) % C_KINDS);
     uint8_t delay = in_u8(&in);
+    uint8_t drain_byte = in_u8(&in);
+    enum cancel_kind dk = (enum cancel_kind)(drain_byte % C_KINDS);
+    if (dk == C_EVENTFD)
+        dk = C_NONE; /* a drain that never comes is pcd_pump */
+    if (ck == C_CLOSED && dk == C_CLOSED)
+        dk = C_NONE; /* one bad descriptor at a time: the error is then known */
 
     int fds_before = count_fds();
     /* Only the kernel's part of a sigset_t is filled in: clear the rest first. */
@@ -325,24 +353,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup_destination(c, cs, i);
         c->len = c->sk == S_CLOSED ? 0 : fill_source(c, &in);
     }
-    /* A writer that stays open never lets its stream end: only a cancel can. */
-    if (any_open && ck != C_TIMER && ck != C_EVENTFD_SET)
+    /* A writer that stays open never lets its stream end: only a cancel or a
+     * drain can. */
+    if (any_open && ck != C_TIMER && ck != C_EVENTFD_SET && dk != C_TIMER && dk != C_EVENTFD_SET)
         ck = C_TIMER;
-    int cancel = -1;
-    if (ck == C_EVENTFD || ck == C_EVENTFD_SET) {
-        cancel = eventfd(ck == C_EVENTFD_SET, EFD_CLOEXEC | EFD_NONBLOCK);
-        SETUP(cancel >= 0);
-    } else if (ck == C_TIMER) {
-        cancel = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        SETUP(cancel >= 0);
-        struct itimerspec when = {.it_value = {.tv_nsec = (1 + (long)delay) * 20000}};
-        SETUP(timerfd_settime(cancel, 0, &when, NULL) == 0);
-    }
+    int cancel = make_signal_fd(ck, delay);
+    int drain = make_signal_fd(dk, (uint8_t)(delay ^ drain_byte));
     /* Sources' and destinations' numbers are only known now: closed ones last. */
     struct pcd_pump_stream io[MAX_STREAMS];
     int dead = closed_fd(first & 0x10);
+    /* Not the lowest free number: that would be the epoll fd's (EINVAL). */
     if (ck == C_CLOSED)
-        cancel = closed_fd(1); /* the lowest free number would be the epoll fd's: EINVAL */
+        cancel = closed_fd(1);
+    if (dk == C_CLOSED)
+        drain = closed_fd(1);
     for (int i = 0; i < n; i++) {
         struct case_stream *c = &cs[i];
         if (c->sk != S_FILE && c->sk != S_CLOSED && !c->keep_open) {
@@ -354,7 +378,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                          .nbytes = -7, .err = -7, .done = -7, .dropped = -7};
     }
 
-    int rc = pcd_pump(io, n, cancel, flags);
+    int rc = dk == C_NONE ? pcd_pump(io, n, cancel, flags) : pcd_pump_drain(io, n, cancel, drain, flags);
 
     SETUP(pthread_sigmask(SIG_SETMASK, NULL, &mask_after) == 0);
     for (int sig = 1; sig < NSIG; sig++)
@@ -363,8 +387,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     SETUP(sigpending(&pending) == 0);
     CHECK(!sigismember(&pending, SIGPIPE), "SIGPIPE left pending");
 
-    if (ck == C_CLOSED) {
-        CHECK(rc == -EBADF, "closed cancel fd: rc %d", rc);
+    if (ck == C_CLOSED || dk == C_CLOSED) {
+        CHECK(rc == -EBADF, "closed cancel or drain fd: rc %d", rc);
     } else {
         CHECK(rc == 0 || (rc == PCD_PUMP_CANCELLED && cancel >= 0), "rc %d", rc);
         for (int i = 0; i < n; i++) {
@@ -421,6 +445,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (cancel >= 0 && ck != C_CLOSED)
         close(cancel);
+    if (drain >= 0 && dk != C_CLOSED)
+        close(drain);
     CHECK(count_fds() == fds_before, "descriptors leaked: %d before, %d after", fds_before, count_fds());
     return 0;
 }

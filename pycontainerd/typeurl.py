@@ -139,9 +139,13 @@ def unpack_json(value: any_pb2.Any) -> Any:
     """Decode a JSON-encoded Any (an OCI spec, process or resources).
 
     Raises:
-        ValueError: The value is not valid UTF-8 JSON.
+        ValueError: The value is not valid UTF-8 JSON, or nests deeper than the
+            interpreter's recursion limit lets ``json`` decode.
     """
-    return json.loads(value.value)
+    try:
+        return json.loads(value.value)
+    except RecursionError as err:
+        raise ValueError(f"{value.type_url}: JSON nested too deeply to decode") from err
 
 
 def unpack_value(value: any_pb2.Any) -> Any:
@@ -160,14 +164,19 @@ def timestamp(ts: timestamp_pb2.Timestamp | None) -> _dt.datetime | None:
 
     Unset means: absent (pass ``None``, e.g. ``msg.x if msg.HasField("x") else None``),
     Go's zero time (``seconds == -62135596800``), or the all-zero message that a Go
-    ``nil`` timestamp decodes to.
+    ``nil`` timestamp decodes to. A value outside the years 1 to 9999 is ``None`` too:
+    no valid Timestamp lies there and no datetime can hold it, and one corrupt field
+    must not make a whole listing or event stream fail.
     """
     if ts is None:
         return None
     if ts.seconds == _GO_ZERO_SECONDS or (ts.seconds == 0 and ts.nanos == 0):
         return None
     base = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-    return base + _dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    try:
+        return base + _dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    except OverflowError:
+        return None
 
 
 def field_timestamp(msg: message.Message, field: str) -> _dt.datetime | None:

@@ -92,6 +92,9 @@ def byte_size(text: str) -> int:
     value = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
     if value < 1 or value != value:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be at least 1 byte")
+    # OCI limits are int64; a longer number would also be float infinity, which int() refuses.
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be less than 8 EiB")
     return int(value)
 
 

@@ -6,6 +6,7 @@ fuzz run replays them; these tests pin the behaviour in the ordinary unit run.
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 
 import pytest
@@ -15,9 +16,26 @@ from pycontainerd import typeurl
 from pycontainerd._proto.events import task_pb2
 from pycontainerd._proto.services.events.v1 import events_pb2
 from pycontainerd.api import events
+from pycontainerd.cli import _app
 
 # One past datetime's range either way (years 1..9999), and far beyond it.
 OUT_OF_RANGE_SECONDS = [253402300800, -62135596801, 2**62, -(2**62), 2**63 - 1]
+
+
+@pytest.mark.parametrize("text", ["9" * 400, "9" * 309 + "k", "8388608T", "1" * 20 + "G"])
+def test_byte_size_too_large_is_a_usage_error(text: str) -> None:
+    # float("9" * 400) is infinity, which int() refused with OverflowError: a traceback.
+    with pytest.raises(argparse.ArgumentTypeError, match="less than 8 EiB"):
+        _app.byte_size(text)
+
+
+def test_byte_size_largest_accepted() -> None:
+    assert _app.byte_size("8388607T") == 8388607 << 40
+
+
+def test_memory_flag_too_large_is_one_usage_line() -> None:
+    with pytest.raises(_app.UsageError, match="less than 8 EiB"):
+        _app.parse(["run", "--rootfs", "/r", "-m", "9" * 400, "c1", "--", "true"])
 
 
 @pytest.mark.parametrize("seconds", OUT_OF_RANGE_SECONDS)

@@ -5,9 +5,11 @@ PYTHON ?= /usr/bin/python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONTAINERD ?=
-export PYTHON VENV
+# Seconds per fuzz target (scripts/fuzz: default 60 under CI=true, else 10).
+FUZZ_SECONDS ?=
+export PYTHON VENV FUZZ_SECONDS
 
-.PHONY: setup demo test lint typecheck unit sanitize integration protos check-protos bench clean
+.PHONY: setup demo test lint typecheck unit sanitize fuzz integration protos check-protos bench clean
 
 setup:
 	@scripts/setup.sh
@@ -16,7 +18,7 @@ demo: setup
 	$(PY) scripts/demo.py
 
 # CONTAINERD=1.7 (or "1.6 2", or a path to a containerd binary) narrows the matrix.
-test: setup lint typecheck check-protos sanitize
+test: setup lint typecheck check-protos sanitize fuzz
 	scripts/test-matrix $(CONTAINERD)
 
 lint: setup
@@ -31,6 +33,10 @@ unit: setup
 # The C code's unit tests under ASan+UBSan, from a separate build in build/sanitize/.
 sanitize: setup
 	scripts/sanitize
+
+# Every harness in fuzz/ for FUZZ_SECONDS; a crash fails (artifacts in build/fuzz/).
+fuzz: setup
+	scripts/fuzz
 
 integration: setup
 	PYCONTAINERD_TEST_CONTAINERD=$(or $(CONTAINERD),1.6) $(PY) -m pytest -q tests/integration

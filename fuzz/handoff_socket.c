@@ -174,24 +174,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char path[PATH_MAX + MAX_REL + 2];
     snprintf(path, sizeof(path), "%s/%s", scratch_root, rel);
-    if (mode & 2)
-        make_parents(rel);
     int via_link = 0;
     if (mode & 4) {
-        (void)mkdirat(scratch_fd, "real", 0755);
-        (void)symlinkat("real", scratch_fd, "link");
+        SETUP(mkdirat(scratch_fd, "real", 0755) == 0);
+        SETUP(symlinkat("real", scratch_fd, "link") == 0);
         /* "link/x", "link//x", "./link/x": the symlink is a directory component. */
         const char *p = rel;
         while (p[0] == '/' || (p[0] == '.' && p[1] == '/'))
             p++;
         via_link = strncmp(p, "link/", 5) == 0;
     }
+    /* Not through the symlink: mkdirat would follow it and fill `real` itself. */
+    if ((mode & 2) && !via_link)
+        make_parents(rel);
 
     int before = count_fds();
     struct listener l;
     /* A plain new name in an existing directory must always work. */
     int plain = rlen > 0 && rlen <= NAME_MAX && strchr(rel, '/') == NULL && strcmp(rel, ".") != 0 &&
-                strncmp(rel, ".pcd-handoff.", 13) != 0;
+                strncmp(rel, ".pcd-handoff.", 13) != 0 &&
+                !((mode & 4) && (strcmp(rel, "link") == 0 || strcmp(rel, "real") == 0));
     if (listener_open(&l, path, owner) < 0) {
         CHECK(!plain, "listener_open(%s) failed", path);
         if (via_link) {

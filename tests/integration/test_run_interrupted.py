@@ -65,7 +65,7 @@ def test_interrupt_at_each_step(monkeypatch, client, rootfs, tmp_path, handoff, 
 
 
 @pytest.mark.parametrize("handoff", [False, True], ids=["fifo", "handoff"])
-def test_ctrl_c_while_streaming(client, rootfs, tmp_path, handoff) -> None:
+def test_ctrl_c_while_streaming(request, client, rootfs, tmp_path, handoff) -> None:
     out_path = tmp_path / "out"
     main = threading.main_thread()
     assert threading.current_thread() is main  # SIGINT is delivered to the main thread
@@ -79,6 +79,10 @@ def test_ctrl_c_while_streaming(client, rootfs, tmp_path, handoff) -> None:
             time.sleep(0.01)
 
     killer = threading.Thread(target=interrupt_once_streaming)
+    # Ctrl-C as an interactive Python sees it: a process started in the background by a
+    # non-interactive shell (CI scripts, `cmd &`) inherits SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     with open(out_path, "wb") as out:
         killer.start()
         try:

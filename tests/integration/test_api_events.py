@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from google.protobuf import any_pb2
 
-from pycontainerd import errors, oci
+from pycontainerd import errors, oci, testing
 from pycontainerd._proto.events import task_pb2 as events_task_pb2
 from pycontainerd.api import events as ev
 from pycontainerd.client import Client
@@ -171,7 +171,8 @@ def test_subscription_is_scoped_to_the_namespace(
         seen_all = everything.until(lambda e: isinstance(e, ev.ContainerDelete) and e.id == local)
         seen_mine = mine.until(lambda e: isinstance(e, ev.ContainerDelete) and e.id == local)
     finally:
-        other.api.namespaces.delete(other.namespace)
+        # Not just Namespaces/Delete: runc's per-namespace dir in the shared root goes too.
+        testing.purge_namespace(client.address, other.namespace)
     assert any(isinstance(e, ev.TaskExit) and e.container_id == foreign for e in seen_all)
     assert {e.namespace for e in seen_mine} == {client.namespace}
     assert not any(getattr(e, "container_id", None) == foreign for e in seen_mine)

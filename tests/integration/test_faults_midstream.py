@@ -88,6 +88,13 @@ def test_shim_killed_while_run_streams(containerd_address, client, rootfs, tmp_p
         assert outcome.returncode != 7
     assert EXPECTED.startswith(out_path.read_bytes())
     assert client.api.containers.list() == []
+    # containerd cleans a dead shim's container up in the background (runc delete):
+    # its runc state, in the shared root, goes too.
+    runc_dir = os.path.join("/run/containerd/runc", client.namespace)
+    deadline = time.monotonic() + HANG
+    while os.path.isdir(runc_dir) and os.listdir(runc_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.isdir(runc_dir) or os.listdir(runc_dir) == []
 
 
 def test_helper_killed_mid_stream(client, rootfs, tmp_path) -> None:

@@ -66,7 +66,7 @@ from pycontainerd.daemon._config import (
     render_config,
 )
 from pycontainerd.daemon._errors import DaemonError
-from pycontainerd.daemon._mounts import cgroup_roots, mounts_under, top_cgroups, umount
+from pycontainerd.daemon._mounts import mounts_under, top_cgroups, umount
 from pycontainerd.daemon._procs import (
     Proc,
     cmdline,
@@ -76,7 +76,7 @@ from pycontainerd.daemon._procs import (
     listening_socket_paths,
     wait_gone,
 )
-from pycontainerd.daemon._purge import purge_all_tasks
+from pycontainerd.daemon._purge import purge_all_tasks, remove_namespace_dirs
 
 __all__ = ["PrivateContainerd"]
 
@@ -406,16 +406,8 @@ class _State:
         # rmdir only removes empty directories (and cgroups without processes or
         # children), so another daemon's state is never touched.
         for namespace in sorted(self.namespaces_seen):
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(DEFAULT_RUNC_ROOT, namespace))
-            # containerd's default cgroupsPath /<namespace>/<id> leaves /<namespace>
-            # behind in every hierarchy once the containers are gone.
-            if self.shared_checked:
-                for root in cgroup_roots():
-                    path = os.path.join(root, namespace)
-                    if path not in self.cgroups_before:
-                        with contextlib.suppress(OSError):
-                            os.rmdir(path)
+            # Cgroups only when we know which existed before this daemon first started.
+            remove_namespace_dirs(namespace, keep=frozenset(self.cgroups_before), cgroups=self.shared_checked)
         for path in self.shared_created:
             with contextlib.suppress(OSError):
                 os.rmdir(path)

@@ -164,7 +164,8 @@ def purge_namespace(address: str, namespace: str, *, delete: bool = True) -> lis
         client.close()
 
 
-def remove_namespace_dirs(namespace: str, keep: frozenset[str] = frozenset()) -> None:
+def remove_namespace_dirs(namespace: str, keep: frozenset[str] = frozenset(), *,
+                          cgroups: bool = True) -> None:
     """Rmdir what a namespace leaves outside containerd: runc's state dir, the parent cgroups.
 
     Only empty directories (and cgroups without processes or children) go, so
@@ -173,10 +174,12 @@ def remove_namespace_dirs(namespace: str, keep: frozenset[str] = frozenset()) ->
     Args:
         namespace: The namespace.
         keep: Cgroup paths that existed before this daemon ran (left alone).
+        cgroups: Also the namespace's parent cgroups (containerd's default cgroupsPath
+            ``/<namespace>/<id>`` leaves ``/<namespace>`` behind in every hierarchy).
     """
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(DEFAULT_RUNC_ROOT, namespace))
-    for root in cgroup_roots():
+    for root in cgroup_roots() if cgroups else ():
         path = os.path.join(root, namespace)
         if path not in keep:
             with contextlib.suppress(OSError):

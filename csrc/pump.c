@@ -449,10 +449,14 @@ static bool run_stream(struct pump *p, struct stream *s)
             } else {
                 if (n == -EPIPE)
                     p->saw_epipe = true;
-                /* splice does not say which side failed: a failing source
-                 * fails again on the next read and ends the stream there. */
-                dst_failed(p, s, (int)-n);
-                return true;
+                /* splice does not say which side failed, and it checks the
+                 * destination before the source: from an empty source at EOF
+                 * into a pipe without readers it fails with EPIPE, into a
+                 * read-only file with EBADF, although no byte is lost. The
+                 * read/write path settles both: a failing source fails its
+                 * read, EOF ends the stream cleanly, and a byte that cannot
+                 * be written fails with the destination's own errno. */
+                s->splice = false;
             }
             continue;
         }

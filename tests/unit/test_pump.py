@@ -679,6 +679,35 @@ def test_discard_on_error_reads_the_source_to_eof(kind: str, tmp_path: Path) -> 
         os.close(good_r)
 
 
+@pytest.mark.parametrize("flags", [0, native.NO_SPLICE], ids=["splice", "read-write"])
+@pytest.mark.parametrize("kind", ["dev-full", "read-only", "reader-left"])
+def test_an_empty_stream_into_a_broken_sink_loses_nothing_and_fails_nothing(
+    kind: str, flags: int, tmp_path: Path
+) -> None:
+    """No byte to deliver, no error: splice(2) checks the destination first, the pump must not."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.close(w)
+    try:
+        with _failing_sink(kind, tmp_path) as (bad, _):
+            cancelled, [(moved, err, done, dropped)] = native.pump([(r, bad)], -1, flags)
+        assert (cancelled, moved, err, done, dropped) == (False, 0, 0, True, 0)
+    finally:
+        os.close(r)
+
+
+@pytest.mark.parametrize("flags", [0, native.NO_SPLICE], ids=["splice", "read-write"])
+def test_a_broken_sink_reports_its_own_errno_on_both_paths(flags: int, tmp_path: Path) -> None:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.write(w, b"x" * 1000)
+    os.close(w)
+    try:
+        with _failing_sink("reader-left", tmp_path) as (bad, want):
+            _, [(moved, err, done, _)] = native.pump([(r, bad)], -1, flags)
+        assert (moved, err, done) == (0, want, True)
+    finally:
+        os.close(r)
+
+
 def test_without_discard_a_failed_pair_ends_at_the_error() -> None:
     r, w = os.pipe2(os.O_CLOEXEC)
     full = os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC)

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from pycontainerd import _address
@@ -261,6 +261,37 @@ class Client:
 
         return import_archive(self, source, name=name, platform=platform,
                               unpack_into=snapshotter if unpack else None)
+
+    def export_archive(
+        self,
+        images: Sequence[Image | str],
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        platforms: Sequence[str] | None = None,
+    ) -> None:
+        """Write images to an OCI image layout tar that ``ctr images import`` and ``docker load`` take.
+
+        Each blob is streamed from the content store into the tar once (never held in
+        memory); ``index.json`` has one entry per image, named as containerd's exporter
+        names it, and Docker's ``manifest.json`` is included. Only the manifests of
+        ``platforms`` (and their configs and layers) are written. See
+        :mod:`pycontainerd.images.exporter`.
+
+        Args:
+            images: The images, or their names.
+            dest: A path (written to a temporary file beside it and renamed, so a
+                failure leaves nothing), or a writable binary stream (a pipe will do).
+            platforms: ``"os/arch[/variant]"`` strings to include; default the host's.
+
+        Raises:
+            ValueError: No images, or a malformed platform.
+            NotFoundError: No image of a given name.
+            NoMatchingPlatformError: An image has nothing for the platforms (lists what it offers).
+            MissingBlobError: A blob a selected manifest needs is not in the content store.
+        """
+        from pycontainerd.images.exporter import export_archive
+
+        export_archive(self, images, dest, platforms=platforms)
 
     def get_image(self, name: str) -> Image:
         """The image ``name`` (its content is read on first use).

@@ -45,8 +45,10 @@ __all__ = [
     "DockerImage",
     "MemberReader",
     "docker_manifests",
+    "familiar_reference",
     "normalize_reference",
     "read_archive",
+    "reference_tag",
     "safe_name",
 ]
 
@@ -334,3 +336,21 @@ def normalize_reference(ref: str) -> str:
     if ":" not in last and "@" not in last:
         ref += ":latest"
     return ref
+
+
+def reference_tag(name: str) -> str:
+    """The tag of a full name (``example.com/a/b:1`` → ``1``), ``""`` when it has none."""
+    last = name.rsplit("/", 1)[-1].split("@", 1)[0]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def familiar_reference(name: str) -> str:
+    """Docker's short form of a full name (``docker.io/library/busybox:1`` → ``busybox:1``).
+
+    The inverse of :func:`normalize_reference`, as ``docker save`` writes ``RepoTags``.
+    """
+    for prefix in ("docker.io/library/", "docker.io/"):
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and (prefix == "docker.io/" or "/" not in rest):
+            return rest
+    return name

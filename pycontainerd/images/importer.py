@@ -31,7 +31,7 @@ from pycontainerd.api.leases import DEFAULT_EXPIRE
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
-from pycontainerd.images.archive import ArchiveContents, docker_manifests, read_archive
+from pycontainerd.images.archive import ArchiveContents, docker_manifests, read_archive, reference_tag
 from pycontainerd.images.errors import ArchiveError, MalformedContentError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import Ingester, set_labels
@@ -101,14 +101,9 @@ def _docker_targets(contents: ArchiveContents, ingester: Ingester) -> list[tuple
     return targets
 
 
-def _tag(name: str) -> str:
-    last = name.rsplit("/", 1)[-1].split("@", 1)[0]
-    return last.rsplit(":", 1)[1] if ":" in last else ""
-
-
 def _annotated(target: Descriptor, name: str) -> Descriptor:
     # The index entry containerd's importer makes for each name of a docker archive.
-    annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: _tag(name) or name}
+    annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: reference_tag(name) or name}
     return Descriptor(target.media_type, target.digest, target.size, annotations)
 
 

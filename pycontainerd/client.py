@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from pycontainerd import _address
@@ -222,6 +222,7 @@ class Client:
         platform: str | None = None,
         unpack: bool = True,
         snapshotter: str = "overlayfs",
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Image]:
         """Import an OCI image layout tar or a ``docker save`` tar, as ``ctr images import`` does.
 
@@ -239,6 +240,10 @@ class Client:
             platform: ``"os/arch[/variant]"`` to keep; default the host's.
             unpack: Unpack the layers into ``snapshotter`` (skipping existing snapshots).
             snapshotter: The snapshotter to unpack into.
+            progress: ``progress(file, done, size)``, called as each file of the archive
+                is read (``done`` bytes of ``size``), and once with ``done == size`` when
+                it is stored (also when the store already had it and it was skipped).
+                It runs in the calling thread; an exception it raises ends the import.
 
         Returns:
             The images, in archive order (one per name).
@@ -260,7 +265,7 @@ class Client:
         from pycontainerd.images.importer import import_archive
 
         return import_archive(self, source, name=name, platform=platform,
-                              unpack_into=snapshotter if unpack else None)
+                              unpack_into=snapshotter if unpack else None, progress=progress)
 
     def export_archive(
         self,

@@ -44,6 +44,7 @@ __all__ = [
     "ArchiveFile",
     "DockerImage",
     "MemberReader",
+    "Progress",
     "docker_manifests",
     "familiar_reference",
     "normalize_reference",
@@ -79,6 +80,12 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+#: ``progress(name, done, size)``: ``done`` of the ``size`` bytes of the archive file
+#: ``name`` are handled. Called as chunks are read, then exactly once with ``done ==
+#: size`` when the file is stored (also when the store had it and its bytes were skipped).
+Progress = Callable[[str, int, int], None]
+
+
 class MemberReader:
     """The bytes of the archive file being read, once, as chunks; knows how many were read.
 
@@ -88,13 +95,14 @@ class MemberReader:
         head: Its first bytes, once read.
     """
 
-    def __init__(self, name: str, handle: IO[bytes], size: int) -> None:
+    def __init__(self, name: str, handle: IO[bytes], size: int, progress: Progress | None = None) -> None:
         self.name = name
         self.size = size
         self.head = b""
         self._handle = handle
         self._read = 0
         self._hasher: Any = None
+        self._progress = progress
 
     def digest_on_the_way(self, hasher: Any) -> None:
         """Feed every chunk read from now on (from offset 0) to ``hasher`` (a hashlib object)."""
@@ -112,6 +120,8 @@ class MemberReader:
         if self._hasher is not None:
             self._hasher.update(chunk)
         self._read += len(chunk)
+        if self._progress is not None and self._read < self.size:
+            self._progress(self.name, self._read, self.size)  # the final call comes once it is stored
         return chunk
 
     def chunks(self) -> Iterator[bytes]:
@@ -190,12 +200,13 @@ def _next(tar: tarfile.TarFile) -> tarfile.TarInfo | None:
         raise TruncatedArchiveError(f"archive truncated or corrupt: {err}") from err
 
 
-def read_archive(fileobj: IO[bytes], store: StoreFunc) -> ArchiveContents:
+def read_archive(fileobj: IO[bytes], store: StoreFunc, progress: Progress | None = None) -> ArchiveContents:
     """Read an archive front to back, storing its files through ``store``.
 
     Args:
         fileobj: The archive, a readable binary stream positioned at its start.
         store: Streams one file into the content store, returns its digest.
+        progress: Told how far each stored file is (see :data:`Progress`).
 
     Returns:
         The layout marker, index and docker manifest found, and the stored files.
@@ -220,8 +231,8 @@ def read_archive(fileobj: IO[bytes], store: StoreFunc) -> ArchiveContents:
             handle = tar.extractfile(member)
             if handle is None:  # pragma: no cover - a regular member always has a reader
                 continue
-            reader = MemberReader(name, handle, member.size)
             if name in _JSON_FILES:
+                reader = MemberReader(name, handle, member.size)
                 data = reader.read_all(MAX_JSON_SIZE)
                 if name == "oci-layout":
                     contents.oci_layout = _json(data, name)
@@ -230,12 +241,15 @@ def read_archive(fileobj: IO[bytes], store: StoreFunc) -> ArchiveContents:
                 elif name == "manifest.json":
                     contents.docker_manifest = data
                 continue
+            reader = MemberReader(name, handle, member.size, progress)
             match = _BLOB_NAME.match(name)
             expected = None
             if match is not None:
                 alg, hexdigest = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
                 expected = f"{alg}:{hexdigest}"
             digest = store(reader, expected)
+            if progress is not None:
+                progress(name, member.size, member.size)
             contents.files[name] = ArchiveFile(name, digest, member.size, reader.head)
     for name, target in symlinks.items():
         if target in contents.files:

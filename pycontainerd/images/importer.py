@@ -31,7 +31,13 @@ from pycontainerd.api.leases import DEFAULT_EXPIRE
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
-from pycontainerd.images.archive import ArchiveContents, docker_manifests, read_archive, reference_tag
+from pycontainerd.images.archive import (
+    ArchiveContents,
+    Progress,
+    docker_manifests,
+    read_archive,
+    reference_tag,
+)
 from pycontainerd.images.errors import ArchiveError, MalformedContentError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import Ingester, set_labels
@@ -127,6 +133,7 @@ def import_archive(
     name: str | None = None,
     platform: str | _platform.Platform | None = None,
     unpack_into: str | None = DEFAULT_SNAPSHOTTER,
+    progress: Progress | None = None,
 ) -> list[Image]:
     """Import the images of an archive (see ``Client.import_archive``).
 
@@ -136,6 +143,7 @@ def import_archive(
         name: Name the archive's one image so (its own names are then ignored).
         platform: The platform to keep (default: the host's).
         unpack_into: The snapshotter to unpack into; ``None`` skips unpacking.
+        progress: Told how far each archive file is (see :data:`.archive.Progress`).
 
     Returns:
         The images, in archive order.
@@ -150,7 +158,7 @@ def import_archive(
             leased = client.with_lease(lease.id)
             content = leased.api.content
             ingester = Ingester(content)
-            contents = read_archive(fileobj, ingester.store)
+            contents = read_archive(fileobj, ingester.store, progress)
             if contents.is_oci:
                 targets = _oci_targets(contents)
             elif contents.docker_manifest is not None:

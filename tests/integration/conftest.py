@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ _ENV_ADDRESS = "PYCONTAINERD_TEST_ADDRESS"
 # scripts/fetch-containerd), or a path to a containerd binary. A requested version that
 # is missing is an error, not a skip.
 _ENV_CONTAINERD = "PYCONTAINERD_TEST_CONTAINERD"
+# The default deadline of one `pycontainerd` command run by the `cli` fixture.
+_CLI_TIMEOUT = 60
 # Shims exit shortly after their last task is deleted; this only bounds a hang.
 _SHIM_EXIT_DEADLINE = 30.0
 
@@ -149,6 +152,37 @@ def client(containerd_address: str, namespace: str) -> Iterator[Any]:
 
     with Client(containerd_address, namespace=namespace) as c:
         yield c
+
+
+@pytest.fixture
+def cli(containerd_address: str, namespace: str) -> Any:
+    """``cli(*args, input=None)`` runs ``python -m pycontainerd --address A --namespace N *args``."""
+
+    def run(
+        *args: str,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = _CLI_TIMEOUT,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pycontainerd",
+                "--address",
+                containerd_address,
+                "--namespace",
+                namespace,
+                *args,
+            ],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    return run
 
 
 @pytest.fixture

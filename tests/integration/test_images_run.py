@@ -103,6 +103,27 @@ def test_user_by_name_and_id(client: Any, configured: Any, user: Any, expected: 
     assert _run(client, configured, entrypoint=script, user=user) == (0, expected + "\n")
 
 
+def test_user_files_are_read_once_per_image(client: Any, configured: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from pycontainerd.api.snapshots import SnapshotsService
+
+    views: list[str] = []
+    real_view = SnapshotsService.view
+
+    def counting_view(self: SnapshotsService, snapshotter: str, key: str, **kwargs: Any) -> Any:
+        views.append(key)
+        return real_view(self, snapshotter, key, **kwargs)
+
+    monkeypatch.setattr(SnapshotsService, "view", counting_view)
+    shell = {"entrypoint": ["sh", "-c"]}
+    assert _run(client, configured, args=["id -un"], **shell) == (0, "app\n")
+    assert _run(client, configured, args=["id -un"], user="nobody", **shell) == (0, "nobody\n")
+    assert _run(client, configured, args=["id -G"], **shell) == (0, "1001 50 63\n")
+    # One view for the first container; the image's /etc/passwd and /etc/group were kept.
+    assert len(views) == 1
+    assert _snapshot_names(client) == set(chain_ids(configured.config().diff_ids))
+
+
 def test_unknown_user_creates_nothing(client: Any, configured: Any) -> None:
     with pytest.raises(ValueError, match="ghost"):
         client.new_container("c1", image=configured, user="ghost")

@@ -8,7 +8,8 @@ yet; the container's active snapshot is prepared from the image's top chain ID
 the image config (:mod:`.spec`; user names are read through a view of the image once
 per image, :func:`~.rootfs_files.user_files`); the container record is created with
 the image name, snapshotter and snapshot key, so ``ctr c info`` shows them and
-containerd's garbage collector keeps the snapshot for the container. If the record cannot be created, the snapshot is removed again.
+containerd's garbage collector keeps the snapshot for the container. If the record
+cannot be created, the snapshot is removed again.
 
 The task gets the snapshot's mounts as its rootfs (``Container.new_task``) and
 ``Container.delete`` removes the snapshot (``WithSnapshotCleanup``). A crash between

@@ -16,6 +16,12 @@ The sequence, all under one lease (``containerd.io/gc.expire`` 24 h) deleted at 
 Any error before step 5 leaves no image record; the lease is then deleted with a
 synchronous garbage collection, so no content, ingest or snapshot of the failed
 import remains either.
+
+If the daemon went away mid-import, the lease cannot be deleted then: its id is
+remembered, and the next successful import through the same daemon and namespace
+deletes it at its end, after it has resumed the partial uploads the lease kept and
+removed the extract snapshot a killed unpack left (:mod:`.unpack`). In another
+process only the lease's expiry (24 h) ends it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
@@ -52,6 +59,9 @@ __all__ = ["ANNOTATION_IMAGE_NAME", "ANNOTATION_REF_NAME", "import_archive"]
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 _OCI_LAYOUT_VERSION = "1.0.0"
+# Leases of failed imports that could not be deleted (the daemon was gone), by (socket, namespace).
+_orphaned: dict[tuple[str, str], set[str]] = {}
+_orphaned_lock = threading.Lock()
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -180,6 +190,7 @@ def import_archive(
             done = True
         finally:
             _end_lease(client, lease.id, failed=not done)
+    _delete_orphaned_leases(client)
     return images
 
 
@@ -188,9 +199,21 @@ def _end_lease(client: Client, lease_id: str, *, failed: bool) -> None:
         # After a failure, collect what the import left before returning, so the
         # caller finds the store as it was.
         client.api.leases.delete(lease_id, sync=failed)
+    except errors.NotFoundError:
+        pass
     except errors.ContainerdError:
         if not failed:
             raise
+        # Most likely the daemon is gone (why the import failed): try again next time.
+        with _orphaned_lock:
+            _orphaned.setdefault((client.address, client.namespace), set()).add(lease_id)
+
+
+def _delete_orphaned_leases(client: Client) -> None:
+    with _orphaned_lock:
+        pending = _orphaned.pop((client.address, client.namespace), set())
+    for lease_id in pending:
+        _end_lease(client, lease_id, failed=True)
 
 
 def _record(client: Client, name: str, target: Descriptor) -> Image:

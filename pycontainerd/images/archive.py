@@ -188,7 +188,10 @@ StoreFunc = Callable[[MemberReader, "str | None"], str]
 
 def _open(fileobj: IO[bytes]) -> tarfile.TarFile:
     try:
-        return tarfile.open(fileobj=fileobj, mode="r|*")
+        # Stream mode reads the source in bufsize blocks and joins them up to each read:
+        # the default 10 KiB blocks cost twice the CPU of reading CHUNK_SIZE at a time
+        # (0.85 vs 0.44 CPU-s for a 512 MiB archive; 4 MiB blocks are slower again).
+        return tarfile.open(fileobj=fileobj, mode="r|*", bufsize=CHUNK_SIZE)
     except _READ_ERRORS as err:
         raise TruncatedArchiveError(f"not a (complete) tar archive: {err}") from err
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +195,20 @@ def test_run_with_image(client: Any, configured: Any) -> None:
         pycontainerd.run(["true"], client=client)
     with pytest.raises(ValueError, match="exactly one"):
         pycontainerd.run(["true"], image=NAME, rootfs="/", client=client)
+
+
+def test_readme_images_example_runs_as_written(containerd_address: str, namespace: str,
+                                               tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("Images (`pycontainerd.images`", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'namespace="demo"' in block
+    code = block.replace('namespace="demo"', f"namespace={namespace!r}")
+    env = dict(os.environ, CONTAINERD_ADDRESS=containerd_address)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "docker.io/demo/busybox:1 ('/bin/sh',) True",
+        "0 b'uid=1000(app) gid=1000\\n'",
+    ]
+    assert (tmp_path / "export.tar").stat().st_size > 0

@@ -310,8 +310,9 @@ def _remove(container: Container) -> None:
         container.delete(timeout=CLEANUP_TIMEOUT)
 
 
-def start_container(client: Client, container_id: str, spec: Mapping[str, Any], stdio: Stdio, *,
-                    state_dir: str | None = None, runtime_options: Any = None) -> Task:
+def start_container(client: Client, container_id: str, spec: Mapping[str, Any] | None, stdio: Stdio, *,
+                    state_dir: str | None = None, runtime_options: Any = None, image: Any = None,
+                    spec_options: Mapping[str, Any] | None = None) -> Task:
     """Create a container and its task and start it, without waiting (``pycontainerd run -d``).
 
     On failure nothing is left: the task (if created) and the container are removed.
@@ -319,16 +320,18 @@ def start_container(client: Client, container_id: str, spec: Mapping[str, Any], 
     Args:
         client: The client (namespace) to run in.
         container_id: The container id.
-        spec: The OCI runtime spec.
+        spec: The OCI runtime spec; ``None`` with ``image``.
         stdio: How stdio is wired (typically :func:`pycontainerd.stdio.null`).
         state_dir: Root of the bundle directory (see ``Client.new_container``).
         runtime_options: The runtime's options (see ``Client.new_container``).
+        image: Run from this image instead of a spec's rootfs (see ``Client.new_container``).
+        spec_options: With ``image``: ``oci.build`` options over the image's config.
 
     Returns:
         The started task.
     """
     container = new_container(client, container_id, spec, state_dir=state_dir,
-                              runtime_options=runtime_options)
+                              runtime_options=runtime_options, image=image, spec_options=spec_options)
     try:
         task = container.new_task(stdio=stdio)
         task.start()  # a failed start removes its task itself

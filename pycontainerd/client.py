@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from pycontainerd import _address
@@ -222,6 +222,7 @@ class Client:
         platform: str | None = None,
         unpack: bool = True,
         snapshotter: str = "overlayfs",
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Image]:
         """Import an OCI image layout tar or a ``docker save`` tar, as ``ctr images import`` does.
 
@@ -239,6 +240,10 @@ class Client:
             platform: ``"os/arch[/variant]"`` to keep; default the host's.
             unpack: Unpack the layers into ``snapshotter`` (skipping existing snapshots).
             snapshotter: The snapshotter to unpack into.
+            progress: ``progress(file, done, size)``, called as each file of the archive
+                is read (``done`` bytes of ``size``), and once with ``done == size`` when
+                it is stored (also when the store already had it and it was skipped).
+                It runs in the calling thread; an exception it raises ends the import.
 
         Returns:
             The images, in archive order (one per name).
@@ -260,7 +265,38 @@ class Client:
         from pycontainerd.images.importer import import_archive
 
         return import_archive(self, source, name=name, platform=platform,
-                              unpack_into=snapshotter if unpack else None)
+                              unpack_into=snapshotter if unpack else None, progress=progress)
+
+    def export_archive(
+        self,
+        images: Sequence[Image | str],
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        platforms: Sequence[str] | None = None,
+    ) -> None:
+        """Write images to an OCI image layout tar that ``ctr images import`` and ``docker load`` take.
+
+        Each blob is streamed from the content store into the tar once (never held in
+        memory); ``index.json`` has one entry per image, named as containerd's exporter
+        names it, and Docker's ``manifest.json`` is included. Only the manifests of
+        ``platforms`` (and their configs and layers) are written. See
+        :mod:`pycontainerd.images.exporter`.
+
+        Args:
+            images: The images, or their names.
+            dest: A path (written to a temporary file beside it and renamed, so a
+                failure leaves nothing), or a writable binary stream (a pipe will do).
+            platforms: ``"os/arch[/variant]"`` strings to include; default the host's.
+
+        Raises:
+            ValueError: No images, or a malformed platform.
+            NotFoundError: No image of a given name.
+            NoMatchingPlatformError: An image has nothing for the platforms (lists what it offers).
+            MissingBlobError: A blob a selected manifest needs is not in the content store.
+        """
+        from pycontainerd.images.exporter import export_archive
+
+        export_archive(self, images, dest, platforms=platforms)
 
     def get_image(self, name: str) -> Image:
         """The image ``name`` (its content is read on first use).

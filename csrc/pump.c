@@ -574,9 +574,10 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
  * buffers are enlarged (F_SETPIPE_SZ) once a stream waits or has moved 1 MiB,
  * unless PCD_PUMP_NO_RESIZE.
  *
- * pcd_pump_drain also watches drain_fd (-1: none): once it is readable, a
- * stream whose source holds no more bytes (FIONREAD) and whose bytes were all
- * written ends as if at EOF (done, err 0). This is the end of a process's
+ * pcd_pump_drain also watches drain_fd (-1: none; not cancel_fd, which
+ * epoll_ctl refuses with EEXIST): once it is readable, a stream whose source
+ * holds no more bytes (FIONREAD) and whose bytes were all written ends as if
+ * at EOF (done, err 0). This is the end of a process's
  * output when its pipes see no EOF at exit (the handoff: the shim holds the
  * write ends until Delete, and no writer is left). A destination that blocks
  * keeps the stream going, still cancellable. */

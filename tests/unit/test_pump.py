@@ -1349,6 +1349,8 @@ def test_drain_argument_errors() -> None:
     r, w = os.pipe2(os.O_CLOEXEC)
     token = CancelToken()
     try:
+        with pytest.raises(ValueError, match="different"):
+            copy_streams([(r, w)], cancel=token, drain=token)
         # The C loop adds both to one epoll set: the same descriptor twice is epoll_ctl's EEXIST.
         with pytest.raises(FileExistsError):
             native.pump([(r, w)], token.fileno(), 0, token.fileno())

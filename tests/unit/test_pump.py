@@ -1099,6 +1099,36 @@ def test_drain_of_a_socket_or_tty_source(source: str, tmp_path: Path) -> None:
         os.close(w)
 
 
+def test_drain_sees_tty_input_still_on_its_way_to_the_line_discipline() -> None:
+    """A pty slave's write returns before a kernel worker moves the bytes to the master's input queue.
+
+    FIONREAD counts only that queue; the drain must not take "0" for empty
+    while the bytes are still in the tty's flip buffer. The window is a few
+    microseconds, so this repeats write-then-drain with the pump asleep: a
+    pump that trusts FIONREAD alone loses a write in some of the rounds, a
+    correct one in none.
+    """
+    if not _EPOLL_SYSCALLS:
+        pytest.skip("epoll syscall numbers unknown here")
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        for round_ in range(1000):
+            with CancelToken() as drain:
+                pumper = Worker(copy_streams, [(master, out)], drain=drain)
+                pumper.start()
+                deadline = time.monotonic() + JOIN
+                while not in_epoll_wait(pumper):  # no sleep: the pump gets there in microseconds
+                    assert time.monotonic() < deadline, "the pump never slept in epoll_wait"
+                os.write(slave, b"x" * 100)
+                drain.cancel()
+                assert pumper.outcome() == [CopyResult(100, None, False)], f"round {round_}"
+    finally:
+        for fd in (master, slave, out):
+            os.close(fd)
+
+
 @pytest.mark.parametrize("sink", ["pipe-sleepy", "append", "socket"])
 def test_drain_of_a_non_blocking_source(sink: str, tmp_path: Path) -> None:
     """O_NONBLOCK on the source (set by whoever shares it) changes nothing; the pump leaves it set."""

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pycontainerd import _address
 from pycontainerd._grpc import DEFAULT_CONNECT_TIMEOUT, Connection
 from pycontainerd.api import API
-from pycontainerd.api.types import Version
+from pycontainerd.api.types import Descriptor, Version
 
 if TYPE_CHECKING:
     from pycontainerd.container import Container
@@ -364,6 +364,56 @@ class Client:
         return pull(self, ref, platform=platform, unpack_into=unpack_into, auth=auth,
                     plain_http=plain_http, ca_file=ca_file, progress=progress,
                     max_concurrent=max_concurrent, timeout=timeout)
+
+    def push(
+        self,
+        image: Image | str,
+        ref: str | None = None,
+        *,
+        platform: str | None = None,
+        auth: AuthSource | None = None,
+        plain_http: bool = False,
+        ca_file: str | None = None,
+        progress: Progress | None = None,
+        max_concurrent: int = 3,
+        chunk_size: int = 64 << 20,
+        timeout: float = 60.0,
+    ) -> Descriptor:
+        """Push an image to a registry, as ``ctr images push`` does.
+
+        Blobs first (each checked with HEAD; mounted from another repository of the
+        registry when the blob came from one; else uploaded in one request, or in
+        ``chunk_size`` pieces when larger), then manifests, then indexes, and the root
+        under the reference's tag. See :mod:`pycontainerd.registry.push`.
+
+        Args:
+            image: The image, or its name.
+            ref: Where to push (default: the image's name), normalised as for :meth:`pull`.
+            platform: Push only this platform's manifest (needed for a multi-platform
+                image whose other platforms' content is not in the store).
+            auth: As for :meth:`pull`.
+            plain_http: Speak HTTP, not HTTPS, to the registry.
+            ca_file: A PEM file of CAs to trust besides the system's.
+            progress: Called with each :class:`~pycontainerd.registry.ProgressEvent`.
+            max_concurrent: Blobs uploaded at once.
+            chunk_size: Blobs larger than this are uploaded in chunks of this size.
+            timeout: Seconds to connect, and between two reads of an answer.
+
+        Returns:
+            The descriptor of what the reference now names (manifest or index).
+
+        Raises:
+            NotFoundError: No such image.
+            InvalidReferenceError: ``ref`` is not a reference.
+            MissingBlobError: Content of the image is not in the store.
+            NoMatchingPlatformError: Nothing for ``platform``.
+            RegistryAuthError, RegistryDeniedError: Not allowed to push.
+            RegistryUnavailableError: The registry cannot be reached or keeps failing.
+        """
+        from pycontainerd.registry.push import push
+
+        return push(self, image, ref, platform=platform, auth=auth, plain_http=plain_http, ca_file=ca_file,
+                    progress=progress, max_concurrent=max_concurrent, chunk_size=chunk_size, timeout=timeout)
 
     def close(self) -> None:
         """Close the channel, for this client and every view sharing it. Idempotent."""

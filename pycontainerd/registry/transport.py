@@ -158,6 +158,9 @@ class Response:
     def close(self) -> None:
         """Give the connection back (or drop it, when the body was not read to its end)."""
         if self._finished or self.method == "HEAD" or self.status in (204, 304):
+            # Nothing left to read, but http.client must see the (empty) rest read before
+            # the connection takes another request.
+            self._raw.drain_conn()
             self._raw.release_conn()
         else:
             # An unread body: the connection cannot serve another request, drop it.

@@ -156,6 +156,13 @@ class Remote:
             self.authorizer.unauthorized(self.host, scopes, challenge, sent, what)
             sent = self.authorizer.header(self.host, scopes)
             response = self._send(method, url, headers, body, sent, idempotent, redirect)
+            if response.status == 401:
+                # Once only: a wrong password must not become a storm of requests.
+                error = error_for(response, what)
+                kind = "credentials" if sent and sent.startswith("Basic ") else "token"
+                raise RegistryAuthError(f"{what}: the registry refused the {kind} (wrong credentials, or no "
+                                        f"access to {' '.join(scopes)})", status=401,
+                                        error_codes=error.error_codes)
         if response.status not in ok:
             raise error_for(response, what)
         return response

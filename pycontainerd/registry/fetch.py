@@ -12,7 +12,8 @@ is refused with :class:`~.errors.UnsupportedManifestError`.
 verifies both on commit). The bytes are hashed on the way too, so a corrupt blob
 fails before the commit (:class:`~pycontainerd.images.errors.BlobMismatchError`) and
 its ingest is aborted. A connection that breaks mid-blob is resumed with
-``Range: bytes=<offset>-`` (a bounded number of times); a partial upload the daemon
+``Range: bytes=<offset>-`` (:data:`MAX_RESUMES` times per blob; after that, or when the
+registry is unreachable, the partial ingest is left to the pull's lease); a partial upload the daemon
 still holds under the blob's ref (a pull interrupted in this or another process) is
 resumed from the daemon's offset, the registry asked for the rest only. A blob
 already in the store is not downloaded: the write is refused at once and the blob
@@ -315,7 +316,7 @@ def fetch_blob(
             # chunks() is a generator: nothing is requested until the daemon has accepted the
             # ref (it may be locked, or the blob may exist, and then nothing is downloaded).
             content.write(ref, download.chunks(0), expected=desc.digest, total=desc.size, labels=labels,
-                          resume=download.chunks)
+                          resume=download.chunks, keep_partial=(RegistryUnavailableError,))
         except errors.AlreadyExistsError:
             report(Phase.EXISTS, desc.digest, desc.media_type, desc.size, desc.size)
             return False

@@ -15,14 +15,20 @@ The sequence, under one lease (``containerd.io/gc.expire`` 24 h) deleted at the 
 5. The GC labels on the index and manifest (containerd's, as an import sets them),
    then the image record, named by the normalised reference.
 
-Any error before step 5 cancels the other downloads, leaves no image record, and the
+Any error before step 5 cancels the other downloads and leaves no image record.
+After bad content or a refusal (a digest mismatch, no such tag, bad credentials) the
 lease is deleted with a synchronous garbage collection, so no blob, ingest or
-snapshot of the failed pull remains (partial ingests of a pull whose process died are
-kept by its lease until the lease expires, and the next pull resumes them).
+snapshot of the failed pull remains. After the registry became unreachable
+(:class:`~.errors.RegistryUnavailableError`) the lease, if it holds anything, is kept, labelled with the
+reference, so that the next pull of it finds the layers already committed and
+resumes the partial downloads from the offset the daemon holds; that pull deletes
+the kept lease when it succeeds (else it expires after 24 h). A pull whose process
+died leaves its lease the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Mapping
@@ -43,6 +49,7 @@ from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, check_snapshotter, u
 from pycontainerd.images.walk import MAX_DOCUMENT_SIZE, ImageManifest, descriptor, walk
 from pycontainerd.registry import reference as _reference
 from pycontainerd.registry.credentials import AuthSource
+from pycontainerd.registry.errors import RegistryUnavailableError
 from pycontainerd.registry.fetch import (
     Cancelled,
     Document,
@@ -63,6 +70,8 @@ __all__ = ["DEFAULT_MAX_CONCURRENT", "PULL_POLICIES", "ensure_image", "pull"]
 
 #: Layers downloaded at once by default (containerd's ``max_concurrent_downloads``).
 DEFAULT_MAX_CONCURRENT = 3
+#: The label of a pull's lease: the reference (the lease of a failed pull is found by it).
+PULL_LEASE_LABEL = "io.pycontainerd.pull.ref"
 #: When ``run(image=...)`` pulls: never, when the image is missing, or every time.
 PULL_POLICIES = ("never", "missing", "always")
 # Index nesting followed before giving up (a cycle cannot be built with digests, but depth can).
@@ -204,11 +213,11 @@ def pull(
     report = Reporter(progress)
     remote = open_remote(parsed, auth=auth, plain_http=plain_http, ca_file=ca_file, timeout=timeout,
                          retries=retries, connections=max_concurrent + 1)
-    lease = client.api.leases.create(expire=DEFAULT_EXPIRE)
+    lease = client.api.leases.create(expire=DEFAULT_EXPIRE, labels={PULL_LEASE_LABEL: str(parsed)})
     leased = client.with_lease(lease.id)
     state = _Pull(remote, leased.api.content, want, report)
     executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="pycontainerd-pull")
-    done = False
+    done = keep = False
     try:
         root = state.document(parsed.object, None)
         report(Phase.RESOLVED, root.descriptor.digest, root.descriptor.media_type, root.descriptor.size)
@@ -233,11 +242,19 @@ def pull(
             set_labels(state.content, digest, labels)
         image = put_image(client, str(parsed), root.descriptor)
         done = True
+    except RegistryUnavailableError:
+        # What was downloaded serves the next pull of this reference (a lease holding
+        # nothing, as after a refused connection, serves nothing).
+        with contextlib.suppress(errors.ContainerdError):
+            keep = bool(client.api.leases.list_resources(lease.id))
+        raise
     finally:
         state.cancel.set()
         executor.shutdown(wait=True, cancel_futures=True)
         remote.transport.close()
-        _end_lease(client, lease.id, failed=not done)
+        if not keep:
+            _end_lease(client, lease.id, failed=not done)
+    _end_kept_leases(client, str(parsed))
     return image
 
 
@@ -249,6 +266,15 @@ def _end_lease(client: Client, lease_id: str, *, failed: bool) -> None:
     except errors.ContainerdError:
         if not failed:
             raise
+
+
+def _end_kept_leases(client: Client, ref: str) -> None:
+    """Delete the leases earlier failed pulls of ``ref`` kept (their content is the image's now)."""
+    quoted = ref.replace("\\", "\\\\").replace('"', '\\"')
+    with contextlib.suppress(errors.ContainerdError):
+        for lease in client.api.leases.list([f'labels."{PULL_LEASE_LABEL}"=="{quoted}"']):
+            with contextlib.suppress(errors.NotFoundError):
+                client.api.leases.delete(lease.id)
 
 
 

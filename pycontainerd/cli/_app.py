@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from pycontainerd import _rules
+from pycontainerd.cli import _registry
 
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "parse"]
 
@@ -363,6 +364,10 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...], str | None, Callable[[argparse.
     "bench": ("run the end-to-end benchmarks against ctr (needs a source checkout)", (), None, _add_bench),
     "daemon": ("manage the embedded private containerd", (), None, _add_daemon),
     "rootfs": ("build a root filesystem for demos and tests", (), None, _add_rootfs),
+    "pull": ("pull an image from a registry", (), None, _registry.add_pull),
+    "push": ("push an image to a registry", (), None, _registry.add_push),
+    "login": ("save registry credentials in the Docker config", (), None, _registry.add_login),
+    "logout": ("remove registry credentials from the Docker config", (), None, _registry.add_logout),
 }
 
 

@@ -69,3 +69,13 @@ def test_push_pull_login_logout(client: Any, containerd_address: str, namespace:
     bad = _cli(containerd_address, namespace, "pull", "--plain-http", "Not/Valid:ref", env=env)
     assert bad.returncode == 1
     assert b"must be lowercase" in bad.stderr
+
+
+def test_readme_registry_example_runs_as_written(containerd_address: str, namespace: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("<!-- registry-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("CONTAINERD_ADDRESS", containerd_address)
+    monkeypatch.setenv("CONTAINERD_NAMESPACE", namespace)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})

@@ -129,6 +129,8 @@ class TokenServer:
         self._x5c = base64.b64encode(der).decode()
         self.users = dict(users)
         self.anonymous_pull = anonymous_pull
+        #: OAuth refresh tokens (Docker config ``identitytoken``) and the user each stands for.
+        self.refresh_tokens: dict[str, str] = {}
         self.issued = 0
         self.requests: list[dict[str, list[str]]] = []
         self._lock = threading.Lock()
@@ -142,6 +144,15 @@ class TokenServer:
 
             def do_GET(self) -> None:
                 status, body = server._answer(self.path, self.headers.get("Authorization"))
+                self._send(status, body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                status, body = server._refresh(form)
+                self._send(status, body)
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -167,6 +178,16 @@ class TokenServer:
             return False, None
         return self.users.get(user) == password, user
 
+    def _refresh(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        # The OAuth2 form post: grant_type=refresh_token with an identity token.
+        with self._lock:
+            self.requests.append(form)
+        user = self.refresh_tokens.get(form.get("refresh_token", [""])[0])
+        if form.get("grant_type") != ["refresh_token"] or user is None:
+            return 401, {"error": "invalid_grant"}
+        scopes = " ".join(form.get("scope", [])).split()
+        return self._issue(user, {"service": form.get("service", [""]), "scope": scopes})
+
     def _answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
         with self._lock:
@@ -174,6 +195,9 @@ class TokenServer:
         ok, user = self._user(authorization)
         if not ok:
             return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}
+        return self._issue(user, query)
+
+    def _issue(self, user: str | None, query: Mapping[str, list[str]]) -> tuple[int, dict[str, Any]]:
         access = []
         for scope in query.get("scope", []):
             for one in scope.split(" "):

@@ -161,3 +161,64 @@ def test_token_refreshed_once_on_401(client: Any, token_registry: tr.PrivateRegi
         assert server.issued - before <= 2
         assert proxy.faults[1].hits == 2
 
+
+
+def test_identity_token_from_docker_config(client: Any, token_registry: tr.PrivateRegistry,
+                                           image: ti.BuiltImage, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    server = token_registry.token_server
+    assert server is not None
+    server.refresh_tokens["refresh-me"] = USER
+    ref = f"{token_registry.host}/t/ident:1"
+    client.push(_import(client, tmp_path, image), ref, plain_http=True, auth=(USER, PASSWORD))
+    _forget(client)
+    config = tmp_path / "docker"
+    config.mkdir()
+    entry = {token_registry.host: {"identitytoken": "refresh-me"}}
+    (config / "config.json").write_text(json.dumps({"auths": entry}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    pulled = client.pull(ref, plain_http=True)
+    assert pulled.target.digest == image.manifest["digest"]
+    assert server.requests[-1]["grant_type"] == ["refresh_token"]
+
+
+def test_redirect_to_storage_drops_authorization(client: Any, token_registry: tr.PrivateRegistry,
+                                                 image: ti.BuiltImage, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+    layer = image.layers[0]
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            data = image.blobs[layer["digest"]]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    storage = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+    thread = threading.Thread(target=storage.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with tr.FaultProxy(token_registry.host) as proxy:
+            ref = f"{proxy.host}/t/redirect:1"
+            client.push(_import(client, tmp_path, image), ref, plain_http=True, auth=(USER, PASSWORD))
+            _forget(client)
+            where = f"http://127.0.0.1:{storage.server_address[1]}/signed/{layer['digest']}?X-Sig=abc"
+            proxy.faults.append(tr.Fault("GET", f"/blobs/{layer['digest']}", status=307,
+                                         headers={"Location": where}))
+            pulled = client.pull(ref, plain_http=True, auth=(USER, PASSWORD))
+            assert pulled.target.digest == image.manifest["digest"]
+            assert proxy.faults[0].hits == 1
+    finally:
+        storage.shutdown()
+        storage.server_close()
+    assert seen == [None]

@@ -106,6 +106,8 @@ def run(
     client: Client | None = None,
     spec_options: Mapping[str, Any] | None = None,
     handoff: bool | None = None,
+    pull: str = "missing",
+    pull_options: Mapping[str, Any] | None = None,
 ) -> CompletedContainer:
     """Run ``args`` in a new container on ``rootfs`` or from ``image``, wait for it, delete the container.
 
@@ -133,6 +135,12 @@ def run(
         handoff: Zero-copy stdout/stderr (:func:`pycontainerd.stdio.handoff`): ``None``
             (default) uses it when it applies (no ``stdin``, no ``tty``, helper built), else
             FIFOs; ``True`` requires it; ``False`` always uses FIFOs. The bytes are the same.
+        pull: With an image name: ``"missing"`` (default) pulls it when there is no
+            such image (as written, or normalised: ``alpine`` is
+            ``docker.io/library/alpine:latest``), ``"always"`` pulls it first,
+            ``"never"`` does not pull.
+        pull_options: Keyword arguments of ``Client.pull`` for that pull (``plain_http``,
+            ``auth``, ``ca_file``, ``platform``, ...).
 
     Returns:
         The completed container.
@@ -183,6 +191,9 @@ def run(
                              **dict(spec_options or {}))
             result = run_container(client, container_id, spec, stdio, timeout=timeout)
         else:
+            from pycontainerd.registry.pull import ensure_image
+
+            image = ensure_image(client, image, pull, pull_options)
             options = dict(spec_options or {}, args=list(args) or None, env=env, cwd=cwd, user=user, tty=tty,
                            hostname=hostname)
             result = run_container(client, container_id, None, stdio, timeout=timeout, image=image,

@@ -20,7 +20,10 @@ VENV=${VENV:-.venv}
 # Run: containerd (+ ctr), runc, busybox-static (the test rootfs).
 # ca-certificates: pip reaches the package index over TLS.
 # clang: the libFuzzer harnesses (`make fuzz`) and the ASan+UBSan build (`make sanitize`).
-packages=(make gcc libc6-dev ca-certificates containerd runc busybox-static clang)
+# docker-registry, apache2-utils (htpasswd), openssl: the loopback registry of the pull/push
+# tests (pycontainerd.testing_registry); each test runs its own registry process.
+packages=(make gcc libc6-dev ca-certificates containerd runc busybox-static clang
+    docker-registry apache2-utils openssl)
 if [[ $PYTHON == /usr/bin/python3* ]]; then
     packages+=(python3 python3-dev python3-venv)
 fi
@@ -45,6 +48,19 @@ install_missing() {
     apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
 }
 install_missing "${packages[@]}"
+# The package starts a system-wide registry on :5000 where an init system runs; the tests
+# run their own on free loopback ports, so keep the system one stopped and disabled.
+if [[ -e /lib/systemd/system/docker-registry.service || -e /etc/init.d/docker-registry ]]; then
+    if [[ -d /run/systemd/system ]]; then
+        if systemctl is-enabled --quiet docker-registry 2>/dev/null ||
+            systemctl is-active --quiet docker-registry 2>/dev/null; then
+            systemctl disable --now docker-registry >/dev/null 2>&1 || true
+        fi
+    elif [[ -x /etc/init.d/docker-registry ]] && ((EUID == 0)); then
+        /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+        update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+fi
 # libFuzzer and clang's sanitizer runtimes ship apart from clang, named after its major
 # version: libclang-rt-14-dev on Debian 12, libclang-rt-19-dev on Debian 13.
 llvm=$(clang -dumpversion)

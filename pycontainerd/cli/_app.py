@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from pycontainerd import _rules
+from pycontainerd.cli import _registry
 
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "parse"]
 
@@ -448,6 +449,10 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...], str | None, Callable[[argparse.
     "images": ("list, inspect, remove, tag, import and export images", (), _IMAGES_EPILOG, _add_images),
     "daemon": ("manage the embedded private containerd", (), None, _add_daemon),
     "rootfs": ("build a root filesystem for demos and tests", (), None, _add_rootfs),
+    "pull": ("pull an image from a registry", (), None, _registry.add_pull),
+    "push": ("push an image to a registry", (), None, _registry.add_push),
+    "login": ("save registry credentials in the Docker config", (), None, _registry.add_login),
+    "logout": ("remove registry credentials from the Docker config", (), None, _registry.add_logout),
 }
 
 

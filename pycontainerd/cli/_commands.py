@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _address
-from pycontainerd.cli import _output
+from pycontainerd.cli import _output, _registry
 from pycontainerd.cli._app import EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -764,4 +764,8 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "rootfs": cmd_rootfs,
     "bench": cmd_bench,
     "images": cmd_images,
+    "pull": _registry.cmd_pull,
+    "push": _registry.cmd_push,
+    "login": _registry.cmd_login,
+    "logout": _registry.cmd_logout,
 }

@@ -125,7 +125,7 @@ def cmd_pull(ctx: Context) -> int:
 def cmd_push(ctx: Context) -> int:
     """Push an image; print where and the pushed digest."""
     args = ctx.args
-    from pycontainerd.registry.reference import parse
+    from pycontainerd.images.reference import parse
 
     root = ctx.client().push(
         args.image, args.ref, platform=args.platform, auth=_auth(args),

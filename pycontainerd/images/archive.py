@@ -332,27 +332,20 @@ def docker_manifests(contents: ArchiveContents) -> list[DockerImage]:
     return images
 
 
-_REFERENCE = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
-
-
 def normalize_reference(ref: str) -> str:
     """A docker-style name as a full reference: ``busybox`` → ``docker.io/library/busybox:latest``.
+
+    The rules are :func:`pycontainerd.images.reference.parse`'s, the ones pulls use.
 
     Raises:
         ArchiveError: Not a valid reference.
     """
-    if not _REFERENCE.match(ref.lower()) or ref != ref.strip() or not ref:
-        raise ArchiveError(f"invalid image reference {ref!r}")
-    first, _, rest = ref.partition("/")
-    if not rest or ("." not in first and ":" not in first and first != "localhost"):
-        ref = "docker.io/" + ("library/" + ref if not rest else ref)
-    last = ref.rsplit("/", 1)[-1]
-    if ":" not in last and "@" not in last:
-        ref += ":latest"
-    return ref
+    from pycontainerd.images.reference import InvalidReferenceError, parse
+
+    try:
+        return str(parse(ref))
+    except InvalidReferenceError as err:
+        raise ArchiveError(f"invalid image reference {ref!r}: {err}") from None
 
 
 def reference_tag(name: str) -> str:

@@ -48,6 +48,7 @@ from pycontainerd.images.archive import (
 from pycontainerd.images.errors import ArchiveError, MalformedContentError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import Ingester, set_labels
+from pycontainerd.images.store import put_image
 from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, check_snapshotter, unpack
 from pycontainerd.images.walk import descriptor, walk
 
@@ -186,7 +187,7 @@ def import_archive(
             for found in walks.values():
                 for digest, labels in found.missing_labels().items():
                     set_labels(content, digest, labels)
-            images = [_record(client, image_name, target) for image_name, target in named]
+            images = [put_image(client, image_name, target) for image_name, target in named]
             done = True
         finally:
             _end_lease(client, lease.id, failed=not done)
@@ -214,16 +215,3 @@ def _delete_orphaned_leases(client: Client) -> None:
         pending = _orphaned.pop((client.address, client.namespace), set())
     for lease_id in pending:
         _end_lease(client, lease_id, failed=True)
-
-
-def _record(client: Client, name: str, target: Descriptor) -> Image:
-    images = client.api.images
-    try:
-        record = images.update(name, target=target, fieldpaths=["target"])
-    except errors.NotFoundError:
-        try:
-            record = images.create(name, target)
-        except errors.AlreadyExistsError:
-            # Created meanwhile by a concurrent import: point it at this target.
-            record = images.update(name, target=target, fieldpaths=["target"])
-    return Image.from_record(client, record)

@@ -2,7 +2,8 @@
 
 Layout (one concern per module):
 
-* :mod:`.reference` parses and normalises image references as docker does.
+* :mod:`pycontainerd.images.reference` (shared with local images) parses and normalises
+  image references as docker does.
 * :mod:`.transport` is HTTP (urllib3): TLS, keep-alive, redirects, bounded retries.
 * :mod:`.credentials` finds credentials (explicit, Docker config, credential helpers);
   :mod:`.auth` answers the registry's challenges (Basic, Bearer tokens, their cache).
@@ -15,6 +16,7 @@ Layout (one concern per module):
 
 from __future__ import annotations
 
+from pycontainerd.images.reference import InvalidReferenceError, Reference, parse
 from pycontainerd.registry.credentials import CredentialHelperError, Credentials
 from pycontainerd.registry.errors import (
     ManifestTooLargeError,
@@ -27,7 +29,6 @@ from pycontainerd.registry.errors import (
     UnsupportedManifestError,
 )
 from pycontainerd.registry.progress import Phase, ProgressEvent
-from pycontainerd.registry.reference import InvalidReferenceError, Reference, parse
 
 __all__ = [
     "CredentialHelperError",

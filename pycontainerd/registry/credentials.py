@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from pycontainerd.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+from pycontainerd.images.reference import DOCKER_HUB, DOCKER_HUB_API
 
 __all__ = [
     "DOCKER_HUB_CONFIG_KEY",

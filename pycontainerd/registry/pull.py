@@ -40,6 +40,7 @@ from pycontainerd.api.leases import DEFAULT_EXPIRE
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
+from pycontainerd.images import reference as _reference
 from pycontainerd.images.errors import MalformedContentError, NoMatchingPlatformError, UnknownMediaTypeError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import set_labels
@@ -47,7 +48,6 @@ from pycontainerd.images.platform import Platform
 from pycontainerd.images.store import put_image
 from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, check_snapshotter, unpack
 from pycontainerd.images.walk import MAX_DOCUMENT_SIZE, ImageManifest, descriptor, walk
-from pycontainerd.registry import reference as _reference
 from pycontainerd.registry.credentials import AuthSource
 from pycontainerd.registry.errors import RegistryUnavailableError
 from pycontainerd.registry.fetch import (

@@ -24,11 +24,11 @@ from pycontainerd import errors
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
+from pycontainerd.images import reference as _reference
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import set_labels
 from pycontainerd.images.platform import Platform
 from pycontainerd.images.walk import descriptor, read_json, walk
-from pycontainerd.registry import reference as _reference
 from pycontainerd.registry.credentials import AuthSource
 from pycontainerd.registry.fetch import source_label
 from pycontainerd.registry.progress import Phase, Progress, Reporter

@@ -13,6 +13,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from pycontainerd.images.reference import Reference
 from pycontainerd.registry import credentials
 from pycontainerd.registry.auth import Authorizer
 from pycontainerd.registry.credentials import AuthSource
@@ -24,7 +25,6 @@ from pycontainerd.registry.errors import (
     RegistryProtocolError,
     RegistryUnavailableError,
 )
-from pycontainerd.registry.reference import Reference
 from pycontainerd.registry.transport import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,

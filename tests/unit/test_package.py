@@ -10,7 +10,7 @@ import pytest
 import pycontainerd
 
 SUBMODULES = ("api", "bundle", "client", "container", "daemon", "errors", "events", "idmap", "images", "oci",
-              "stdio", "task", "testing", "testing_images", "typeurl")
+              "registry", "stdio", "task", "testing", "testing_images", "testing_registry", "typeurl")
 
 
 def fresh(code: str) -> str:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pycontainerd.images.reference import InvalidReferenceError, parse
 from pycontainerd.registry import credentials
 from pycontainerd.registry.auth import parse_challenges
 from pycontainerd.registry.credentials import Credentials
-from pycontainerd.registry.reference import InvalidReferenceError, parse
 from pycontainerd.registry.transport import retry_after
 
 DIGEST = "sha256:" + "ab" * 32

@@ -301,6 +301,10 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     )
     _process_flags(run)
     run.add_argument("--rootfs", type=absolute_dir_path, metavar="DIR", help="root filesystem directory")
+    run.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
+                     help="pull the image first: when it is not local (default), always, or never")
+    run.add_argument("--plain-http", action="store_true", help="pull over HTTP, not HTTPS")
+    run.add_argument("--ca-file", metavar="FILE", help="PEM file of CAs to trust for the pull")
     run.add_argument("--memory", "-m", type=byte_size, metavar="BYTES", help="memory limit (e.g. 64M)")
     run.add_argument("--cpus", type=cpus, metavar="N", help="CPU limit (e.g. 0.5)")
     run.add_argument("--hostname", type=hostname, help="the container's hostname")

@@ -234,10 +234,8 @@ def cmd_run(ctx: Context) -> int:
         spec, image, options = _run_spec(ctx), None, None  # a bad flag fails before any connection
         client = ctx.client()
     else:
-        from pycontainerd.cli._images import find_image
-
         client = ctx.client()
-        spec, image, options = None, find_image(client, args.image), _run_options(ctx)
+        spec, image, options = None, _run_image(client, args), _run_options(ctx)
     placement = _placement(ctx)
     if args.detach:
         from pycontainerd import stdio
@@ -256,6 +254,19 @@ def cmd_run(ctx: Context) -> int:
         attach=lambda task: _attached_terminal(args, task), image=image, spec_options=options, **placement,
     )  # fmt: skip
     return _exit_code(result.returncode)
+
+
+def _run_image(client: Client, args: argparse.Namespace) -> Any:
+    """``run``'s image under ``--pull`` (as ``pycontainerd.run(pull=...)``), pull progress on stderr."""
+    if args.pull == "never":
+        from pycontainerd.cli._images import find_image
+
+        return find_image(client, args.image)
+    from pycontainerd.cli._registry import progress_lines
+    from pycontainerd.registry.pull import ensure_image
+
+    options = {"plain_http": args.plain_http, "ca_file": args.ca_file, "progress": progress_lines(sys.stderr)}
+    return ensure_image(client, args.image, args.pull, options)
 
 
 def _run_options(ctx: Context) -> dict[str, Any]:

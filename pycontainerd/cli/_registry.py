@@ -14,12 +14,15 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pycontainerd.cli._commands import Context
     from pycontainerd.registry.credentials import Credentials
     from pycontainerd.registry.progress import ProgressEvent
 
 __all__ = [
     "add_login", "add_logout", "add_pull", "add_push", "cmd_login", "cmd_logout", "cmd_pull", "cmd_push",
+    "progress_lines",
 ]
 
 
@@ -73,6 +76,11 @@ def _password(args: argparse.Namespace) -> str:
     if not password:
         raise CLIError("empty password")
     return password
+
+
+def progress_lines(out: TextIO) -> Callable[[ProgressEvent], None]:
+    """The pull/push progress printer the commands use: one line per blob and phase on ``out``."""
+    return _Lines(out)
 
 
 def _auth(args: argparse.Namespace) -> Credentials | None:

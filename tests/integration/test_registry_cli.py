@@ -79,3 +79,28 @@ def test_readme_registry_example_runs_as_written(containerd_address: str, namesp
     monkeypatch.setenv("CONTAINERD_NAMESPACE", namespace)
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
+
+
+def test_run_pulls_a_missing_image_and_only_then(client: Any, containerd_address: str, namespace: str,
+                                                 tmp_path: Path) -> None:
+    built = ti.build_image([ti.busybox_layer(), ti.Layer([ti.file("m", b"ran\n")])], cmd=["cat", "/m"])
+    archive = ti.write_oci_archive(tmp_path / "i.tar", {"docker.io/t/run:1": built})
+    client.import_archive(archive, unpack=False)
+    with tr.PrivateRegistry() as registry:
+        ref = f"{registry.host}/t/run:1"
+        client.push("docker.io/t/run:1", ref, plain_http=True)
+        client.delete_image("docker.io/t/run:1", sync=True)
+        never = _cli(containerd_address, namespace, "run", "--rm", "--pull", "never", ref, "r0")
+        assert never.returncode == 125, never.stderr
+        assert never.stderr.decode().count("\n") == 1
+        first = _cli(containerd_address, namespace, "run", "--rm", "--plain-http", ref, "r1")
+        assert (first.returncode, first.stdout) == (0, b"ran\n"), first.stderr
+        assert f"{built.layers[1]['digest'][7:19]}: done" in first.stderr.decode().splitlines()
+        registry.stop()  # "missing" must not ask the registry for a local image
+        second = _cli(containerd_address, namespace, "run", "--rm", "--plain-http", ref, "r2")
+        assert (second.returncode, second.stdout, second.stderr) == (0, b"ran\n", b"")
+        always = _cli(containerd_address, namespace, "run", "--rm", "--pull", "always", "--plain-http",
+                      ref, "r3")
+        assert always.returncode == 125
+        assert b"pycontainerd: error:" in always.stderr
+    assert client.containers() == []

@@ -38,19 +38,19 @@ async def test_errors_are_mapped_and_bad_input_refused_before_any_rpc(aio_client
         assert (await client.version()).version
         with pytest.raises(errors.NotFoundError, match="no such container"):
             await client.load_container("missing")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="container id"):
             await client.load_container("bad id!")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="namespace"):
             client.with_namespace("no/slash")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="bundle dir"):
             await client.new_container("x", _spec(rootfs, ["true"], client.namespace, "x"), bundle_dir="rel")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid signal"):
             await client.api.tasks.kill("x", 99)
         with pytest.raises(TypeError):
             await aio.run("echo hi", rootfs=rootfs, client=client)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="timeout"):
             await aio.run(["true"], rootfs=rootfs, timeout=-1, client=client)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="exactly one"):
             await aio.run(["true"], client=client)
         assert await client.containers() == []
         assert await client.api.tasks.list() == []
@@ -97,7 +97,8 @@ async def test_files_as_sinks_and_a_file_as_source(aio_client_factory, rootfs, t
 
 async def test_object_model_exec_signals_and_task_operations(aio_client_factory, rootfs):
     async with aio_client_factory() as client:
-        container = await client.new_container("obj", _spec(rootfs, ["sleep", "1000"], client.namespace, "obj"))
+        container = await client.new_container("obj", _spec(rootfs, ["sleep", "1000"], client.namespace,
+                                                            "obj"))
         task = await container.new_task()
         with pytest.raises(errors.ConflictError):
             await container.new_task()
@@ -120,7 +121,7 @@ async def test_object_model_exec_signals_and_task_operations(aio_client_factory,
             await task.delete()
         with pytest.raises(errors.FailedPreconditionError):
             await container.delete()
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid signal"):
             await task.kill("NOSUCHSIGNAL")
         # The init process is pid 1 of its namespace: only SIGKILL ends a sleep there.
         await task.kill(signal.SIGKILL)
@@ -183,7 +184,7 @@ async def test_tty_resize(aio_client_factory, rootfs):
             task = await container.new_task(stdio=stdio.capture(r))
             await task.start()
             await task.resize(123, 45)
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="terminal width"):
                 await task.resize(-1, 5)
             os.write(w, b"go\n")
             assert (await asyncio.wait_for(task.wait(), HANG)).code == 0
@@ -223,7 +224,8 @@ async def test_detach_then_reattach_delivers_the_rest_once(aio_client_factory, r
         out_path = tmp_path / "first"
         with open(out_path, "wb") as out:
             strategy = stdio.streams(stdout=out)
-            task = await container.new_task(stdio=stdio.handoff(strategy, fallback=False) if handoff else strategy)
+            task = await container.new_task(stdio=stdio.handoff(strategy,
+                                                                fallback=False) if handoff else strategy)
             await task.start()
             while os.path.getsize(out_path) < 4096:
                 await asyncio.sleep(0.001)
@@ -241,7 +243,8 @@ async def test_detach_then_reattach_delivers_the_rest_once(aio_client_factory, r
 async def test_create_subprocess_exec_streams_and_communicate(aio_client_factory, rootfs):
     async with aio_client_factory() as client:
         proc = await aio.create_subprocess_exec("sh", "-c", "cat; echo err >&2; exit 5", rootfs=rootfs,
-                                                stdin=aio.PIPE, stdout=aio.PIPE, stderr=aio.PIPE, client=client)
+                                                stdin=aio.PIPE, stdout=aio.PIPE, stderr=aio.PIPE,
+                                                client=client)
         out, err = await asyncio.wait_for(proc.communicate(b"hello\n" * 10000), HANG)
         assert (proc.returncode, out, err) == (5, b"hello\n" * 10000, b"err\n")
         assert await client.containers() == []
@@ -277,7 +280,8 @@ async def test_concurrent_runs_use_a_bounded_number_of_threads(aio_client_factor
     async with aio_client_factory() as client:
         watcher = asyncio.ensure_future(watch())
         results = await asyncio.gather(*[
-            aio.run(["sh", "-c", f"yes {i} | head -c 200000"], rootfs=rootfs, capture_output=True, client=client,
+            aio.run(["sh", "-c", f"yes {i} | head -c 200000"], rootfs=rootfs, capture_output=True,
+                    client=client,
                     handoff=i % 2 == 0)
             for i in range(30)
         ])

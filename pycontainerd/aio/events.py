@@ -6,8 +6,8 @@ bookkeeping of live processes, the deduplication of exits and the reconcile rule
 are :class:`pycontainerd.events.ExitTracker`'s, shared with
 :class:`pycontainerd.events.EventMonitor`; only the waiting differs. When the
 stream breaks for any reason other than :meth:`EventMonitor.stop` it waits for the
-daemon's health check to serve again (every 100 ms), subscribes again (the
-subscription is in place before anything is read), and reports the exits containerd
+daemon's health check to serve again (every 100 ms), subscribes again (its request
+ahead of the reconcile's calls on the channel), and reports the exits containerd
 will not replay: every process it saw running that stopped or vanished meanwhile,
 from Tasks/List and Tasks/Get (``info.reconciled``).
 """
@@ -62,7 +62,7 @@ class EventMonitor:
         self.reconnects = 0
 
     async def start(self) -> EventMonitor:
-        """Subscribe (in place when this returns), note the existing tasks, start receiving.
+        """Subscribe, note the existing tasks (after the subscription's request), start receiving.
 
         Raises:
             ContainerdError: The daemon cannot be reached.
@@ -110,14 +110,10 @@ class EventMonitor:
 
     async def _subscribe(self) -> AsyncResponseStream[Event]:
         stream = self._client.api.events.subscribe(TASK_EVENTS_FILTER)
-        try:
-            # The subscription is in place (the server has the call) before anything relies on it.
-            await stream.call.wait_for_connection()
-        except BaseException as exc:
-            stream.cancel()
-            if isinstance(exc, Exception) and not isinstance(exc, errors.ContainerdError):
-                raise self._client.connection.map_error(exc, long_running=True) from exc  # type: ignore[arg-type]
-            raise
+        # The call's request goes out on the channel ahead of any later call (Tasks/List in
+        # start(), the reconcile): one turn of the loop lets grpc.aio start it. containerd
+        # sends no headers before the first event, so there is nothing to wait for.
+        await asyncio.sleep(0)
         self._stream = stream
         return stream
 

@@ -325,7 +325,8 @@ class ContainerProcess:
 
         As with :mod:`asyncio.subprocess`, reading ``stdout``/``stderr`` is the caller's
         job: a full pipe nobody reads stalls the process (use :meth:`communicate`).
-        Cancelling the wait kills and removes the container (then re-raises).
+        Cancelling the wait kills and removes the container (then re-raises). A
+        containerd restart meanwhile is waited out, as :func:`run` does.
 
         Raises:
             SinkError: A stdout/stderr sink failed (the container is removed).
@@ -333,7 +334,7 @@ class ContainerProcess:
         if self.returncode is not None:
             return self.returncode
         try:
-            status = await asyncio.shield(self._exited)
+            status = await _await_exit(self._client, self._task, self._exited)
             for closed in self._readers_closed:
                 await closed
         except BaseException:

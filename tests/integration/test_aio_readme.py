@@ -13,7 +13,8 @@ def test_readme_aio_example_runs(containerd_address, namespace, rootfs, monkeypa
     text = README.read_text()
     match = re.search(r"<!-- aio-example -->\n```python\n(.*?)```", text, re.S)
     assert match, "the README has no aio example"
-    code = match.group(1).replace("/srv/busybox", rootfs).replace('namespace="demo"', f'namespace="{namespace}"')
+    code = match.group(1).replace("/srv/busybox", rootfs)
+    code = code.replace('namespace="demo"', f'namespace="{namespace}"')
     script = tmp_path / "example.py"
     script.write_text(code)
     monkeypatch.setenv("CONTAINERD_ADDRESS", containerd_address)

@@ -35,6 +35,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from pycontainerd.aio._pump import loop_pump
+from pycontainerd.aio._util import wait_for
 from pycontainerd.api.types import Status, TaskInfo
 from pycontainerd.stdio import handoff_helper, handoff_io
 from pycontainerd.stdio.fifo import FIFOPipes, FIFOSet, open_writer
@@ -543,8 +544,8 @@ async def receive(socket_path: str, *, timeout: float | None) -> HandoffPipes:
         return HandoffPipes(fds[0], fds[1], flags=flags, helper_pid=pid)
 
     try:
-        return await asyncio.wait_for(exchange(), timeout)
-    except asyncio.TimeoutError as exc:
+        return await wait_for(exchange(), timeout)
+    except TimeoutError as exc:
         _close_all(fds)
         raise TimeoutError(errno.ETIMEDOUT, f"no answer from the helper within {timeout} s",
                            socket_path) from exc

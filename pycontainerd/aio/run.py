@@ -48,6 +48,7 @@ from pycontainerd._run import (
     run_spec,
     run_stdio,
 )
+from pycontainerd.aio._util import wait_for
 from pycontainerd.aio.client import Client
 from pycontainerd.aio.container import Container, new_container
 from pycontainerd.aio.task import Task
@@ -184,8 +185,8 @@ async def _run_task(client: Client, task: Task, timeout: float | None) -> ExitSt
     try:
         await task.start()
         try:
-            return await asyncio.wait_for(_await_exit(client, task, exited), timeout)
-        except asyncio.TimeoutError:
+            return await wait_for(_await_exit(client, task, exited), timeout)
+        except TimeoutError:
             with contextlib.suppress(errors.ContainerdError):
                 await task.kill(signal.SIGKILL, all=True)
             raise TimeoutError(f"container {task.container_id!r} did not exit within {timeout} s") from None
@@ -257,7 +258,7 @@ async def remove_run(client: Client, container_id: str, task: Task | None = None
         with contextlib.suppress(errors.NotFoundError):
             await container.delete(timeout=CLEANUP_TIMEOUT)
 
-    cleanup = asyncio.ensure_future(asyncio.wait_for(work(), CANCEL_CLEANUP_TIMEOUT))
+    cleanup = asyncio.ensure_future(wait_for(work(), CANCEL_CLEANUP_TIMEOUT))
     try:
         await asyncio.shield(cleanup)
     except asyncio.CancelledError:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _rules, _validate, errors
 from pycontainerd.aio._stdio import LoopIO, loaded_io, open_io, reattach_io
+from pycontainerd.aio._util import shielded, wait_for
 from pycontainerd.api.types import (
     DeleteResult,
     ExitStatus,
@@ -81,17 +82,6 @@ async def process_lock(path: str, *, missing_ok: bool = False) -> AsyncIterator[
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-async def _shielded(work: Awaitable[Any]) -> None:
-    """Run clean-up ``work`` to its end even if the caller is cancelled; re-raise the cancel after."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await task
-        raise
 
 
 class Process:
@@ -155,13 +145,13 @@ class Process:
             self._pid = await tasks.start(self._container_id, self._exec_id, timeout=timeout)
         except BaseException:
             # Cancelled mid-call, the shim may have started it all the same.
-            await _shielded(self._cleanup_failed_start())
+            await shielded(self._cleanup_failed_start())
             raise
         try:
             # The shim opens an exec's IO at Start, not at Exec.
             await self._io.process_created()
         except BaseException:
-            await _shielded(self._cleanup_failed_start())
+            await shielded(self._cleanup_failed_start())
             raise
         self._io.set_stdin_closer(self._close_io)
         return self._pid
@@ -221,8 +211,8 @@ class Process:
         io = self._io
         io.process_exited()  # IO that sees no EOF at exit (handoff) drains now
         try:
-            await asyncio.wait_for(asyncio.shield(io.done), limit)
-        except asyncio.TimeoutError:
+            await wait_for(asyncio.shield(io.done), limit)
+        except TimeoutError:
             io.cancel()
             # The pool stops a cancelled job promptly: let it hand over what it copied.
             with contextlib.suppress(Exception):
@@ -288,8 +278,8 @@ class Process:
     async def _delete(self, info: TaskInfo, timeout: float | None) -> ExitStatus:
         # Let what the process wrote reach the sink before the FIFOs go away.
         self._io.process_exited()
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(asyncio.shield(self._io.done), DELETE_DRAIN_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await wait_for(asyncio.shield(self._io.done), DELETE_DRAIN_TIMEOUT)
         self._io.cancel()
         try:
             async with process_lock(self._bundle_dir, missing_ok=True) if self._bundle_dir else _nothing():
@@ -307,7 +297,7 @@ class Process:
             return result.exit
         finally:
             # Whoever deleted the process, these FIFOs are ours to remove (containerd#2421).
-            await _shielded(self._io.aclose())
+            await shielded(self._io.aclose())
 
     async def detach(self) -> None:
         """Stop copying and close this client's ends, leaving the process and its FIFOs."""
@@ -336,7 +326,7 @@ class Task(Process):
         try:
             await self._io.process_created()
         except BaseException:
-            await _shielded(self._cleanup_failed_start())
+            await shielded(self._cleanup_failed_start())
             raise
         if not self._io.terminal:
             self._io.set_stdin_closer(self._close_io)
@@ -350,7 +340,7 @@ class Task(Process):
         try:
             self._pid = await self._client.api.tasks.start(self._container_id, timeout=timeout)
         except BaseException:
-            await _shielded(self._cleanup_failed_start())
+            await shielded(self._cleanup_failed_start())
             raise
         if self._io.terminal:
             self._io.set_stdin_closer(self._close_io)
@@ -397,7 +387,7 @@ class Task(Process):
             finally:
                 await self._io.aclose()
 
-        await _shielded(work())
+        await shielded(work())
         return outcome[0].exit
 
     async def _force_delete_rpc(self, timeout: float) -> DeleteResult:
@@ -414,8 +404,8 @@ class Task(Process):
             finally:
                 waiting.cancel()
         self._io.process_exited()
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(asyncio.shield(self._io.done), DELETE_DRAIN_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await wait_for(asyncio.shield(self._io.done), DELETE_DRAIN_TIMEOUT)
         self._io.cancel()
         return await tasks.delete(self._container_id, timeout=timeout)
 
@@ -514,11 +504,11 @@ async def _create_process(client: Client, container_id: str, exec_id: str, *, di
             pid = await rpc(io.config)
         except errors.AlreadyExistsError as err:
             io.cancel()
-            await _shielded(io.aclose())
+            await shielded(io.aclose())
             raise errors.ConflictError(conflict) from err
         except BaseException:
             io.cancel()
-            await _shielded(io.aclose())
+            await shielded(io.aclose())
             raise
     return io, pid
 

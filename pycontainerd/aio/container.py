@@ -1,0 +1,150 @@
+"""``Container`` for asyncio: the sync client's container, its record checks and bundle dir shared.
+
+Everything local is :mod:`pycontainerd.container`'s: the argument checks and bundle
+dir of a new record (:func:`~pycontainerd.container.prepare_record`), the derived
+values of a record (:class:`~pycontainerd.container.ContainerRecord`: FIFO dir, IO
+owner, runc options, terminal) and the bundle removal. Only the RPCs are awaited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pycontainerd import _rules, errors
+from pycontainerd.aio import task as _task
+from pycontainerd.aio.task import Task
+from pycontainerd.api.types import Container as ContainerInfo
+from pycontainerd.api.types import Mount
+from pycontainerd.container import DEFAULT_RUNTIME, ContainerRecord, prepare_record
+from pycontainerd.stdio.strategy import Stdio, null
+
+if TYPE_CHECKING:
+    from pycontainerd.aio.client import Client
+
+__all__ = ["Container", "load_container", "new_container"]
+
+
+class Container(ContainerRecord):
+    """A container: its record in containerd and its bundle directory (asyncio).
+
+    Obtain one from ``await client.new_container(...)``, ``load_container`` or ``containers``.
+    """
+
+    def __init__(self, client: Client, info: ContainerInfo) -> None:
+        super().__init__(info)
+        self._client = client
+
+    async def reload(self, *, timeout: float | None = None) -> Container:
+        """Fetch the record again; returns self."""
+        self._info = await _get(self._client, self.id, timeout)
+        return self
+
+    async def new_task(self, *, stdio: Stdio | None = None, fifo_id: str | None = None,
+                       timeout: float | None = None) -> Task:
+        """Create the container's task (not started; ``await task.start()``).
+
+        Args:
+            stdio: How stdio is wired (default: :func:`pycontainerd.stdio.null`); any
+                strategy but ``attach()``.
+            fifo_id: The process id in the FIFO names (default: the container id).
+            timeout: Deadline of each RPC.
+
+        Returns:
+            The created task.
+
+        Raises:
+            ConflictError: The container already has a task (checked before any FIFO is touched).
+            ValueError: A bad ``fifo_id`` (before any RPC).
+            TypeError: An ``attach()`` strategy.
+        """
+        stdio = stdio if stdio is not None else null()
+        name = self._fifo_name(fifo_id)
+        return await _task.new_task(
+            self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
+            terminal=self._terminal, fifo_name=name, options=self._task_options(), timeout=timeout,
+            rootfs=await self._rootfs_mounts(timeout),
+        )
+
+    async def _rootfs_mounts(self, timeout: float | None) -> list[Mount]:
+        if not self._has_snapshot:
+            return []
+        return await self._client.api.snapshots.mounts(self._info.snapshotter, self._info.snapshot_key,
+                                                       timeout=timeout)
+
+    async def task(self, *, timeout: float | None = None) -> Task:
+        """The container's task without attaching its IO (deleting it still removes its FIFOs).
+
+        Raises:
+            NotFoundError: The container has no task.
+        """
+        return await _task.load_task(self._client, self.id, bundle_dir=self.bundle_dir, io_ids=self._io_ids(),
+                                     timeout=timeout)
+
+    async def attach_task(self, stdio: Stdio, *, timeout: float | None = None) -> Task:
+        """Reattach to the running task (after this process restarted): reopen its FIFOs or handoff.
+
+        Output written while nobody was attached waited in the FIFOs (or the container's
+        pipes) and is delivered now, once.
+
+        Raises:
+            NotFoundError: The container has no task.
+        """
+        return await _task.attach_task(self._client, self.id, bundle_dir=self.bundle_dir,
+                                       io_ids=self._io_ids(), stdio=stdio, timeout=timeout)
+
+    async def delete(self, *, timeout: float | None = None, snapshot_cleanup: bool = True) -> None:
+        """Delete the container and remove its bundle dir (``LIBCONTAINERD_NOCLEAN=1`` keeps it).
+
+        Raises:
+            FailedPreconditionError: It still has a task (checked first).
+        """
+        api = self._client.api
+        try:
+            await api.tasks.get(self.id, timeout=timeout)
+        except errors.NotFoundError:
+            pass
+        else:
+            raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
+        await api.containers.delete(self.id, timeout=timeout)
+        if snapshot_cleanup and self._has_snapshot:
+            with contextlib.suppress(errors.NotFoundError):
+                await api.snapshots.remove(self._info.snapshotter, self._info.snapshot_key, timeout=timeout)
+        self._remove_bundle(self._client.namespace)
+
+
+async def _get(client: Client, id: str, timeout: float | None) -> ContainerInfo:
+    try:
+        return await client.api.containers.get(id, timeout=timeout)
+    except errors.NotFoundError as err:
+        raise errors.NotFoundError(f"no such container: {id}", code=err.code) from err
+
+
+async def load_container(client: Client, id: str, *, timeout: float | None = None) -> Container:
+    """See ``Client.load_container``."""
+    _rules.identifier(id, "container id")
+    return Container(client, await _get(client, id, timeout))
+
+
+async def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str = DEFAULT_RUNTIME,
+                        runtime_options: Any = None, bundle_dir: str | None = None,
+                        labels: Mapping[str, str] | None = None, state_dir: str | None = None,
+                        timeout: float | None = None) -> Container:
+    """Create a container record and its bundle dir (see ``Client.new_container``).
+
+    On any failure, cancellation included, the bundle dir made here is removed again.
+    """
+    prepared = prepare_record(client.namespace, id, spec, runtime=runtime, bundle_dir=bundle_dir,
+                              labels=labels, state_dir=state_dir)
+    try:
+        info = await client.api.containers.create(id, spec=spec, runtime=runtime,
+                                                  runtime_options=runtime_options, labels=prepared.labels,
+                                                  timeout=timeout)
+    except errors.AlreadyExistsError as err:
+        prepared.undo(conflict=True)
+        raise errors.ConflictError(f"id already in use: {id}") from err
+    except BaseException:
+        prepared.undo(conflict=False)
+        raise
+    return Container(client, info)

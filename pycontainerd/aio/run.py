@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -94,8 +95,9 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
         rootfs: The root filesystem directory (absolute).
         image: Not supported by the asyncio client yet (images run through the sync client).
         stdin: Bytes, or an fd/file/socket read to EOF; ``None``: no stdin.
-        stdout: An fd or file object for stdout (``None``: discarded unless captured).
-        stderr: An fd or file object for stderr.
+        stdout: An fd, a file object or an :class:`asyncio.StreamWriter` for stdout
+            (``None``: discarded unless captured).
+        stderr: The same for stderr.
         capture_output: Capture stdout and stderr into the result.
         check: Raise :class:`~pycontainerd.errors.ContainerError` on a non-zero exit.
         tty: Give the process a terminal.
@@ -126,15 +128,102 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
         raise NotImplementedError("pycontainerd.aio.run(image=...) is not supported yet: use rootfs=, "
                                   "or pycontainerd.run(image=...) in a thread")
     assert rootfs is not None  # check_run_args: exactly one
-    stdio = run_stdio(stdin, stdout, stderr, capture_output=capture_output, tty=tty, handoff=handoff)
-    async with _client(client) as active:
-        container_id = new_run_id()
-        spec = run_spec(args, rootfs, namespace=active.namespace, container_id=container_id, env=env, cwd=cwd,
-                        user=user, tty=tty, hostname=hostname, spec_options=spec_options)
-        result = await run_container(active, container_id, spec, stdio, timeout=checked)
+    async with contextlib.AsyncExitStack() as stack:
+        sinks = [await stack.enter_async_context(_StreamSink.for_(value, name))
+                 for value, name in ((stdout, "stdout"), (stderr, "stderr"))]
+        stdio = run_stdio(stdin, sinks[0], sinks[1], capture_output=capture_output, tty=tty, handoff=handoff)
+        async with _client(client) as active:
+            container_id = new_run_id()
+            spec = run_spec(args, rootfs, namespace=active.namespace, container_id=container_id, env=env,
+                            cwd=cwd, user=user, tty=tty, hostname=hostname, spec_options=spec_options)
+            result = await run_container(active, container_id, spec, stdio, timeout=checked)
+        for sink in sinks:
+            if isinstance(sink, _StreamSink):
+                await sink.finish(result)
     if check:
         result.check_returncode()
     return result
+
+
+class _StreamSink:
+    """An :class:`asyncio.StreamWriter` as a run's stdout/stderr: a pipe the pool fills, copied on the loop.
+
+    The pool writes into the pipe (its write end is the sink the IO claims); a
+    coroutine copies the read end into the writer with its flow control. If the
+    writer fails, the rest of the stream is read and dropped (the container never
+    blocks) and :meth:`finish` raises :class:`~pycontainerd.errors.SinkError`, as for
+    any failing sink.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, name: str) -> None:
+        self._writer = writer
+        self._name = name
+        self._read, self.fd = os.pipe2(os.O_CLOEXEC)
+        self._copier: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.dropped = 0
+        self.error: OSError | None = None
+
+    def fileno(self) -> int:
+        """The pipe's write end, which the run's IO claims (duplicates) as its sink."""
+        return self.fd
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def for_(cls, value: Any, name: str) -> Any:
+        """``value`` itself, or a started :class:`_StreamSink` when it is a StreamWriter (closed on exit)."""
+        if not isinstance(value, asyncio.StreamWriter):
+            yield value
+            return
+        sink = cls(value, name)
+        try:
+            await sink._start()
+            yield sink
+        finally:
+            sink._close_write_end()
+            if sink._copier is not None and not sink._copier.done():
+                sink._copier.cancel()
+                with contextlib.suppress(BaseException):
+                    await sink._copier
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        fd, self._read = self._read, -1
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+        self._copier = asyncio.ensure_future(self._copy(reader))
+
+    async def _copy(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(1 << 16):
+            if self.error is not None:
+                self.dropped += len(chunk)
+                continue
+            try:
+                self._writer.write(chunk)
+                await self._writer.drain()
+            except OSError as exc:  # ConnectionResetError, BrokenPipeError, ...
+                self.error = exc
+                self.dropped += len(chunk)
+                continue
+            self.delivered += len(chunk)
+
+    def _close_write_end(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    async def finish(self, result: CompletedContainer) -> None:
+        """Wait for the last byte to reach the writer (the run's IO closed its end).
+
+        Raises:
+            SinkError: The writer failed; ``status`` is the run's exit.
+        """
+        self._close_write_end()  # the IO's own duplicate is closed already: EOF
+        if self._copier is not None:
+            await self._copier
+        if self.error is not None:
+            raise errors.SinkError(self.error.errno or errno.EPIPE, self._name, delivered=self.delivered,
+                                   dropped=self.dropped, status=ExitStatus(result.returncode))
 
 
 @contextlib.asynccontextmanager

@@ -290,3 +290,29 @@ async def test_concurrent_runs_use_a_bounded_number_of_threads(aio_client_factor
         assert result.stdout == (b"%d\n" % i * 200000)[:200000]
     # The pool's two workers and grpc's own threads, whatever the number of containers.
     assert peak - threads_before <= 8, (threads_before, peak)
+
+
+async def test_asyncio_stream_writers_as_sinks(aio_client_factory, rootfs):
+    import socket
+
+    a, b = socket.socketpair()
+    _, writer = await asyncio.open_unix_connection(sock=a)
+    reader, peer = await asyncio.open_unix_connection(sock=b)
+    size = (1 << 20) + 1
+    async with aio_client_factory() as client:
+        received = asyncio.ensure_future(reader.readexactly(size + 4))
+        result = await aio.run(["sh", "-c", f"yes 0123456789abcdef | head -c {size}; echo err >&2"],
+                               rootfs=rootfs, stdout=writer, stderr=writer, client=client)
+        assert result.returncode == 0
+        data = await asyncio.wait_for(received, HANG)
+        # The two streams share the writer: stderr's line lands somewhere between stdout's chunks.
+        assert data.replace(b"err\n", b"", 1) == _expected(size)
+        # A writer whose peer is gone: the stream is dropped, the run reports a SinkError.
+        peer.close()
+        writer.close()
+        with pytest.raises(errors.SinkError) as info:
+            await aio.run(["sh", "-c", "yes | head -c 300000; exit 2"], rootfs=rootfs, stdout=writer,
+                          client=client)
+        assert info.value.status is not None
+        assert info.value.status.code == 2
+        assert await client.containers() == []

@@ -316,3 +316,30 @@ async def test_asyncio_stream_writers_as_sinks(aio_client_factory, rootfs):
         assert info.value.status is not None
         assert info.value.status.code == 2
         assert await client.containers() == []
+
+
+async def test_run_from_an_image(client, aio_client_factory, tmp_path):
+    from pycontainerd import testing_images as ti
+
+    name = "docker.io/test/aio:1"
+    image = ti.build_image([ti.busybox_layer()], entrypoint=["/bin/echo", "ep"], cmd=["c1"],
+                           env=["PATH=/bin", "A=image"])
+    (imported,) = client.import_archive(ti.write_oci_archive(tmp_path / "i.tar", {name: image}))
+    snapshots = {info.name for info in client.api.snapshots.list("overlayfs")}
+    async with aio_client_factory() as aclient:
+        result = await aio.run([], image=name, capture_output=True, client=aclient)
+        assert (result.returncode, result.stdout) == (0, b"ep c1\n")
+        result = await aio.run(["$A"], image=imported, capture_output=True, client=aclient)
+        assert result.stdout == b"ep $A\n"
+        with pytest.raises(errors.NotFoundError):
+            await aio.run(["x"], image="docker.io/test/missing:1", client=aclient)
+        # Cancelled while the image's container is being prepared: nothing is left either.
+        run = asyncio.ensure_future(aio.run(["1000"], image=name, spec_options={"entrypoint": ["sleep"]},
+                                            client=aclient))
+        await asyncio.sleep(0.05)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert await aclient.containers() == []
+    # the containers' snapshots went with them
+    assert {info.name for info in client.api.snapshots.list("overlayfs")} == snapshots

@@ -156,7 +156,7 @@ def test_surface_matches_but_for_listed_differences(name: str, sync: type, async
             assert inspect.iscoroutinefunction(a) or attr in {"stub"}, (name, attr)
 
 
-def test_run_takes_the_sync_run_arguments_but_images() -> None:
+def test_run_takes_the_sync_run_arguments() -> None:
     sync = inspect.signature(pycontainerd.run).parameters
     asynchronous = inspect.signature(aio.run).parameters
     assert list(sync) == list(asynchronous)

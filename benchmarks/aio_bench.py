@@ -13,6 +13,9 @@ cores and is shared: only the ratios of medians mean anything):
    and at its peak (sampled every 10 ms).
 2. **lifecycle**: ``/bin/true`` run one after the other, ``--runs`` per round:
    ``aio.run`` awaited vs ``pycontainerd.run``; median latency and client CPU per run.
+3. **concurrency**: ``--concurrent`` containers of ``/bin/true`` started at once and
+   waited: ``aio.run`` in one loop, ``pycontainerd.run`` in a thread each, and as many
+   parallel ``ctr run --rm``; containers/s and client CPU (ctr: its processes').
 
 Usage::
 
@@ -30,6 +33,7 @@ import contextlib
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -123,6 +127,45 @@ def streaming_sync(address: str, namespace: str, rootfs: str, n: int, mib: int, 
     return Sample(wall, cpu, *peak.stop())
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def concurrency(variant: str, address: str, namespace: str, rootfs: str, ctr: str, n: int) -> Sample:
+    """``n`` containers of ``/bin/true`` at once, waited; the client's CPU (ctr: its processes')."""
+    peak = ThreadPeak()
+    if variant == "ctr":
+        cpu, wall = _children_cpu(), time.perf_counter()
+        procs = [subprocess.Popen([ctr, "--address", address, "--namespace", namespace, "run", "--rm",
+                                   "--rootfs", rootfs, f"ctr-{uuid.uuid4().hex[:10]}", "/bin/true"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                 for _ in range(n)]
+        codes = [p.wait() for p in procs]
+        wall, cpu = time.perf_counter() - wall, _children_cpu() - cpu
+        assert codes == [0] * n, codes
+    elif variant == "aio":
+        async def main() -> None:
+            async with aio.Client(address, namespace=namespace) as client:
+                results = await asyncio.gather(*[aio.run(["/bin/true"], rootfs=rootfs, client=client)
+                                                 for _ in range(n)])
+            assert all(r.returncode == 0 for r in results)
+
+        cpu, wall = _cpu(), time.perf_counter()
+        asyncio.run(main())
+        wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    else:
+        with pycontainerd.Client(address, namespace=namespace) as client:
+            cpu, wall = _cpu(), time.perf_counter()
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                results = list(pool.map(lambda _: pycontainerd.run(["/bin/true"], rootfs=rootfs,
+                                                                   client=client),
+                                        range(n)))
+            wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+        assert all(r.returncode == 0 for r in results)
+    return Sample(wall, cpu, *peak.stop())
+
+
 def lifecycle_aio(address: str, namespace: str, rootfs: str, runs: int) -> list[tuple[float, float]]:
     async def main() -> list[tuple[float, float]]:
         out = []
@@ -157,7 +200,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=30, help="lifecycle runs per round")
     parser.add_argument("--lifecycle-rounds", type=int, default=5)
-    parser.add_argument("--sections", default="streaming,lifecycle")
+    parser.add_argument("--sections", default="streaming,lifecycle,concurrency")
+    parser.add_argument("--concurrent", type=int, default=200, help="concurrency: containers at once")
     parser.add_argument("--containerd", default=None, help="version for the private daemon (1.6, 1.7, 2)")
     parser.add_argument("--no-sync", action="store_true", help="streaming: only the aio variant")
     opts = parser.parse_args()
@@ -201,6 +245,26 @@ def main() -> int:
             if "sync" in med:
                 print(f"  aio/sync: wall {med['aio'][0] / med['sync'][0]:.2f}, "
                       f"client CPU {med['aio'][1] / med['sync'][1]:.2f}")
+        if "concurrency" in sections:
+            variants = ["aio", "sync", "ctr"]
+            csamples: dict[str, list[Sample]] = {v: [] for v in variants}
+            for i in range(opts.rounds):
+                order = variants[i % 3:] + variants[:i % 3]
+                for variant in order:
+                    s = concurrency(variant, daemon.address, namespace, rootfs, daemon.ctr, opts.concurrent)
+                    csamples[variant].append(s)
+                    print(f"  concurrency {variant:4} round {i + 1}: {opts.concurrent / s.wall:6.1f} "
+                          f"containers/s, CPU {s.cpu:5.1f} s, threads peak {s.threads_peak}", flush=True)
+            print(f"\n{opts.concurrent} containers of /bin/true started at once and waited "
+                  f"(medians of {opts.rounds})")
+            rate = {v: opts.concurrent / statistics.median(x.wall for x in rows)
+                    for v, rows in csamples.items()}
+            ccpu = {v: statistics.median(x.cpu for x in rows) for v, rows in csamples.items()}
+            for variant in variants:
+                print(f"  {variant:4}: {rate[variant]:6.1f} containers/s, client CPU {ccpu[variant]:5.1f} s")
+            print(f"  aio vs ctr: {rate['aio'] / rate['ctr']:.2f}x containers/s; aio vs sync: "
+                  f"{rate['aio'] / rate['sync']:.2f}x containers/s, "
+                  f"client CPU {ccpu['aio'] / ccpu['sync']:.2f}")
         if "lifecycle" in sections:
             rows: dict[str, list[tuple[float, float]]] = {"aio": [], "sync": []}
             for i in range(opts.lifecycle_rounds):

@@ -281,7 +281,8 @@ int pcd_pool_reap(struct pcd_pool *pool, uint64_t *ids, int *cancelled, int max)
         cancelled[i] = pool->done[i].cancelled;
     }
     pool->ndone -= n;
-    memmove(pool->done, pool->done + n, (size_t)pool->ndone * sizeof *pool->done);
+    if (n > 0) /* done is NULL until the first job finished */
+        memmove(pool->done, pool->done + n, (size_t)pool->ndone * sizeof *pool->done);
     bool more = pool->ndone > 0;
     pthread_mutex_unlock(&pool->lock);
     if (more)

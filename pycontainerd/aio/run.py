@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -92,11 +93,14 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
 
     Args:
         args: The command line.
-        rootfs: The root filesystem directory (absolute).
-        image: Not supported by the asyncio client yet (images run through the sync client).
+        rootfs: The root filesystem directory (absolute); exactly one of ``rootfs`` and ``image``.
+        image: An image or image name (unpacked if needed); its config gives the defaults
+            of the command, environment, working dir and user. Prepared by the sync
+            client's image code in one worker thread; the snapshot goes with the container.
         stdin: Bytes, or an fd/file/socket read to EOF; ``None``: no stdin.
-        stdout: An fd or file object for stdout (``None``: discarded unless captured).
-        stderr: An fd or file object for stderr.
+        stdout: An fd, a file object or an :class:`asyncio.StreamWriter` for stdout
+            (``None``: discarded unless captured).
+        stderr: The same for stderr.
         capture_output: Capture stdout and stderr into the result.
         check: Raise :class:`~pycontainerd.errors.ContainerError` on a non-zero exit.
         tty: Give the process a terminal.
@@ -121,23 +125,139 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
         asyncio.CancelledError: The run was cancelled (the container was killed and removed).
         TypeError: ``args`` is a string, or an argument has the wrong type.
         ValueError: Conflicting or invalid arguments.
-        NotImplementedError: ``image=``.
+        NotFoundError: No such image.
     """
     checked = check_run_args(args, rootfs=rootfs, image=image, capture_output=capture_output, stdout=stdout,
                              stderr=stderr, timeout=timeout)
-    if image is not None:
-        raise NotImplementedError("pycontainerd.aio.run(image=...) is not supported yet: use rootfs=, "
-                                  "or pycontainerd.run(image=...) in a thread")
-    assert rootfs is not None  # check_run_args: exactly one
-    stdio = run_stdio(stdin, stdout, stderr, capture_output=capture_output, tty=tty, handoff=handoff)
-    async with _client(client) as active:
-        container_id = new_run_id()
-        spec = run_spec(args, rootfs, namespace=active.namespace, container_id=container_id, env=env, cwd=cwd,
-                        user=user, tty=tty, hostname=hostname, spec_options=spec_options)
-        result = await run_container(active, container_id, spec, stdio, timeout=checked)
+    async with contextlib.AsyncExitStack() as stack:
+        sinks = [await stack.enter_async_context(_StreamSink.for_(value, name))
+                 for value, name in ((stdout, "stdout"), (stderr, "stderr"))]
+        stdio = run_stdio(stdin, sinks[0], sinks[1], capture_output=capture_output, tty=tty, handoff=handoff)
+        async with _client(client) as active:
+            container_id = new_run_id()
+            if rootfs is not None:
+                spec: Mapping[str, Any] | None = run_spec(
+                    args, rootfs, namespace=active.namespace, container_id=container_id, env=env, cwd=cwd,
+                    user=user, tty=tty, hostname=hostname, spec_options=spec_options)
+                options = None
+            else:
+                spec = None
+                options = dict(spec_options or {}, args=list(args) or None, env=env, cwd=cwd, user=user,
+                               tty=tty, hostname=hostname)
+            result = await run_container(active, container_id, spec, stdio, timeout=checked, image=image,
+                                         spec_options=options)
+        for sink in sinks:
+            if isinstance(sink, _StreamSink):
+                await sink.finish(result)
     if check:
         result.check_returncode()
     return result
+
+
+async def _new_image_container(client: Client, container_id: str, image: Any, labels: Mapping[str,
+                                                                                              str] | None,
+                               spec_options: Mapping[str, Any] | None) -> Container:
+    """A container from an image, made by the sync client's image code in one worker thread.
+
+    The image code (unpack, snapshot, lease, spec from the image config) is the sync
+    client's; its RPCs and file work run in a thread while the loop goes on. The step is
+    shielded: a cancel waits for it (bounded) so that the clean-up sees what it made.
+    """
+    from pycontainerd.client import Client as SyncClient
+
+    def create() -> None:
+        with SyncClient(client.address, namespace=client.namespace) as sync:
+            sync.new_container(container_id, None, image=image, labels=labels, **dict(spec_options or {}))
+
+    made = asyncio.ensure_future(asyncio.to_thread(create))
+    try:
+        await asyncio.shield(made)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await wait_for(asyncio.shield(made), CANCEL_CLEANUP_TIMEOUT)
+        raise
+    return await client.load_container(container_id)
+
+
+class _StreamSink:
+    """An :class:`asyncio.StreamWriter` as a run's stdout/stderr: a pipe the pool fills, copied on the loop.
+
+    The pool writes into the pipe (its write end is the sink the IO claims); a
+    coroutine copies the read end into the writer with its flow control. If the
+    writer fails, the rest of the stream is read and dropped (the container never
+    blocks) and :meth:`finish` raises :class:`~pycontainerd.errors.SinkError`, as for
+    any failing sink.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, name: str) -> None:
+        self._writer = writer
+        self._name = name
+        self._read, self.fd = os.pipe2(os.O_CLOEXEC)
+        self._copier: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.dropped = 0
+        self.error: OSError | None = None
+
+    def fileno(self) -> int:
+        """The pipe's write end, which the run's IO claims (duplicates) as its sink."""
+        return self.fd
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def for_(cls, value: Any, name: str) -> Any:
+        """``value`` itself, or a started :class:`_StreamSink` when it is a StreamWriter (closed on exit)."""
+        if not isinstance(value, asyncio.StreamWriter):
+            yield value
+            return
+        sink = cls(value, name)
+        try:
+            await sink._start()
+            yield sink
+        finally:
+            sink._close_write_end()
+            if sink._copier is not None and not sink._copier.done():
+                sink._copier.cancel()
+                with contextlib.suppress(BaseException):
+                    await sink._copier
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        fd, self._read = self._read, -1
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+        self._copier = asyncio.ensure_future(self._copy(reader))
+
+    async def _copy(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(1 << 16):
+            if self.error is not None:
+                self.dropped += len(chunk)
+                continue
+            try:
+                self._writer.write(chunk)
+                await self._writer.drain()
+            except OSError as exc:  # ConnectionResetError, BrokenPipeError, ...
+                self.error = exc
+                self.dropped += len(chunk)
+                continue
+            self.delivered += len(chunk)
+
+    def _close_write_end(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    async def finish(self, result: CompletedContainer) -> None:
+        """Wait for the last byte to reach the writer (the run's IO closed its end).
+
+        Raises:
+            SinkError: The writer failed; ``status`` is the run's exit.
+        """
+        self._close_write_end()  # the IO's own duplicate is closed already: EOF
+        if self._copier is not None:
+            await self._copier
+        if self.error is not None:
+            raise errors.SinkError(self.error.errno or errno.EPIPE, self._name, delivered=self.delivered,
+                                   dropped=self.dropped, status=ExitStatus(result.returncode))
 
 
 @contextlib.asynccontextmanager
@@ -152,9 +272,12 @@ async def _client(client: Client | None) -> Any:
         await asyncio.shield(own.close())
 
 
-async def run_container(client: Client, container_id: str, spec: Mapping[str, Any], stdio: Stdio, *,
-                        timeout: float | None = None, owned: bool = True) -> CompletedContainer:
+async def run_container(client: Client, container_id: str, spec: Mapping[str, Any] | None, stdio: Stdio, *,
+                        timeout: float | None = None, owned: bool = True, image: Any = None,
+                        spec_options: Mapping[str, Any] | None = None) -> CompletedContainer:
     """Create a container and its task, run it to its end and remove both (the core of :func:`run`).
+
+    ``spec`` for a rootfs run, or ``image`` (with ``spec_options`` over its config).
 
     On any failure or cancellation the task and the container are removed (shielded,
     bounded by :data:`CANCEL_CLEANUP_TIMEOUT`) and the original error is raised.
@@ -168,11 +291,15 @@ async def run_container(client: Client, container_id: str, spec: Mapping[str, An
     container: Container | None = None
     task: Task | None = None
     try:
-        container = await new_container(client, container_id, spec, labels=labels)
+        if image is not None:
+            container = await _new_image_container(client, container_id, image, labels, spec_options)
+        else:
+            assert spec is not None  # rootfs runs build their spec
+            container = await new_container(client, container_id, spec, labels=labels)
         task = await container.new_task(stdio=stdio)
         status = await _run_task(client, task, timeout)
         await task.force_delete(timeout=CLEANUP_TIMEOUT)
-        args = list(spec.get("process", {}).get("args", []))
+        args = list(container.spec.get("process", {}).get("args", []))
         result = CompletedContainer(args, status.code, task.io.stdout_data, task.io.stderr_data, container_id)
         await container.delete(timeout=CLEANUP_TIMEOUT)
     except BaseException:

@@ -24,6 +24,7 @@ close them before.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -102,6 +103,8 @@ class PumpPool:
         if workers < 1:
             raise ValueError("a pump pool needs at least one worker")
         self._workers = [_Worker(i) for i in range(workers)]
+        # Held around every use of the native handles: close() frees them.
+        self._lock = threading.Lock()
         self._closed = False
 
     @property
@@ -131,30 +134,35 @@ class PumpPool:
             OSError: The pool is closed (``ESHUTDOWN``) or out of memory.
         """
         checked = tuple((int(src), int(dst)) for src, dst in pairs)
-        worker = min(self._workers, key=_Worker.load)
-        job = PoolJob(next(_ids), checked, on_done)
-        job._array = _pool.streams(checked)
-        job._worker = worker
-        with worker.lock:
-            worker.jobs[job.id] = job
-        try:
-            _pool.submit(worker.handle, job._array, len(checked), job.id,
-                         _pump.DISCARD_ON_ERROR if discard_on_error else 0)
-        except BaseException:
+        with self._lock:
+            if self._closed:
+                raise OSError(errno.ESHUTDOWN, "the pump pool is closed")
+            worker = min(self._workers, key=_Worker.load)
+            job = PoolJob(next(_ids), checked, on_done)
+            job._array = _pool.streams(checked)
+            job._worker = worker
             with worker.lock:
-                worker.jobs.pop(job.id, None)
-            raise
+                worker.jobs[job.id] = job
+            try:
+                _pool.submit(worker.handle, job._array, len(checked), job.id,
+                             _pump.DISCARD_ON_ERROR if discard_on_error else 0)
+            except BaseException:
+                with worker.lock:
+                    worker.jobs.pop(job.id, None)
+                raise
         return job
 
     def drain(self, job: PoolJob) -> None:
         """End each of the job's pairs once its source is empty (sources that see no EOF at exit)."""
-        if job._worker is not None and not job.finished:
-            _pool.drain(job._worker.handle, job.id)
+        with self._lock:
+            if job._worker is not None and not job.finished and not self._closed:
+                _pool.drain(job._worker.handle, job.id)
 
     def cancel(self, job: PoolJob) -> None:
         """Stop the job promptly; it still finishes (``cancelled``) through :meth:`reap`."""
-        if job._worker is not None and not job.finished:
-            _pool.cancel(job._worker.handle, job.id)
+        with self._lock:
+            if job._worker is not None and not job.finished and not self._closed:
+                _pool.cancel(job._worker.handle, job.id)
 
     def reap(self) -> list[PoolJob]:
         """Collect every finished job and call its ``on_done`` (in this thread).
@@ -162,6 +170,15 @@ class PumpPool:
         Returns:
             The jobs finished since the last reap.
         """
+        with self._lock:
+            if self._closed:
+                return []
+            finished = self._reap()
+        for job in finished:
+            job.on_done(job)
+        return finished
+
+    def _reap(self) -> list[PoolJob]:
         finished: list[PoolJob] = []
         for worker in self._workers:
             while True:
@@ -182,22 +199,23 @@ class PumpPool:
                     finished.append(job)
                 if len(batch) < _pool.REAP_BATCH:
                     break
-        for job in finished:
-            job.on_done(job)
         return finished
 
     def close(self) -> None:
         """Stop every worker (running jobs end cancelled) and free the pools. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        for worker in self._workers:
-            _pool.stop(worker.handle)
-        for worker in self._workers:
-            worker.thread.join()
-        self.reap()
-        for worker in self._workers:
-            _pool.free(worker.handle)
+        with self._lock:
+            if self._closed:
+                return
+            for worker in self._workers:
+                _pool.stop(worker.handle)
+            for worker in self._workers:
+                worker.thread.join()
+            finished = self._reap()
+            self._closed = True
+            for worker in self._workers:
+                _pool.free(worker.handle)
+        for job in finished:
+            job.on_done(job)
 
 
 _shared: PumpPool | None = None

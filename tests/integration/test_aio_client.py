@@ -290,3 +290,56 @@ async def test_concurrent_runs_use_a_bounded_number_of_threads(aio_client_factor
         assert result.stdout == (b"%d\n" % i * 200000)[:200000]
     # The pool's two workers and grpc's own threads, whatever the number of containers.
     assert peak - threads_before <= 8, (threads_before, peak)
+
+
+async def test_asyncio_stream_writers_as_sinks(aio_client_factory, rootfs):
+    import socket
+
+    a, b = socket.socketpair()
+    _, writer = await asyncio.open_unix_connection(sock=a)
+    reader, peer = await asyncio.open_unix_connection(sock=b)
+    size = (1 << 20) + 1
+    async with aio_client_factory() as client:
+        received = asyncio.ensure_future(reader.readexactly(size + 4))
+        result = await aio.run(["sh", "-c", f"yes 0123456789abcdef | head -c {size}; echo err >&2"],
+                               rootfs=rootfs, stdout=writer, stderr=writer, client=client)
+        assert result.returncode == 0
+        data = await asyncio.wait_for(received, HANG)
+        # The two streams share the writer: stderr's line lands somewhere between stdout's chunks.
+        assert data.replace(b"err\n", b"", 1) == _expected(size)
+        # A writer whose peer is gone: the stream is dropped, the run reports a SinkError.
+        peer.close()
+        writer.close()
+        with pytest.raises(errors.SinkError) as info:
+            await aio.run(["sh", "-c", "yes | head -c 300000; exit 2"], rootfs=rootfs, stdout=writer,
+                          client=client)
+        assert info.value.status is not None
+        assert info.value.status.code == 2
+        assert await client.containers() == []
+
+
+async def test_run_from_an_image(client, aio_client_factory, tmp_path):
+    from pycontainerd import testing_images as ti
+
+    name = "docker.io/test/aio:1"
+    image = ti.build_image([ti.busybox_layer()], entrypoint=["/bin/echo", "ep"], cmd=["c1"],
+                           env=["PATH=/bin", "A=image"])
+    (imported,) = client.import_archive(ti.write_oci_archive(tmp_path / "i.tar", {name: image}))
+    snapshots = {info.name for info in client.api.snapshots.list("overlayfs")}
+    async with aio_client_factory() as aclient:
+        result = await aio.run([], image=name, capture_output=True, client=aclient)
+        assert (result.returncode, result.stdout) == (0, b"ep c1\n")
+        result = await aio.run(["$A"], image=imported, capture_output=True, client=aclient)
+        assert result.stdout == b"ep $A\n"
+        with pytest.raises(errors.NotFoundError):
+            await aio.run(["x"], image="docker.io/test/missing:1", client=aclient)
+        # Cancelled while the image's container is being prepared: nothing is left either.
+        run = asyncio.ensure_future(aio.run(["1000"], image=name, spec_options={"entrypoint": ["sleep"]},
+                                            client=aclient))
+        await asyncio.sleep(0.05)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert await aclient.containers() == []
+    # the containers' snapshots went with them
+    assert {info.name for info in client.api.snapshots.list("overlayfs")} == snapshots

@@ -159,7 +159,7 @@ def test_surface_matches_but_for_listed_differences(name: str, sync: type, async
             assert inspect.iscoroutinefunction(a) or attr in {"stub"}, (name, attr)
 
 
-def test_run_takes_the_sync_run_arguments_but_images() -> None:
+def test_run_takes_the_sync_run_arguments() -> None:
     sync = inspect.signature(pycontainerd.run).parameters
     asynchronous = inspect.signature(aio.run).parameters
     assert list(sync) == list(asynchronous)
@@ -244,3 +244,37 @@ async def test_attach_strategies_are_refused() -> None:
 
     with pytest.raises(TypeError, match="copies stdio itself"):
         open_io(stdio.attach(lambda direct: None), "/tmp", "x", terminal=False)
+
+
+@pytest.mark.asyncio
+async def test_wait_for_never_drops_a_cancel_that_lands_with_the_result() -> None:
+    from pycontainerd.aio._util import wait_for
+
+    loop = asyncio.get_running_loop()
+    inner: asyncio.Future[int] = loop.create_future()
+    waiter = asyncio.ensure_future(wait_for(inner, 10))
+    await asyncio.sleep(0)
+    inner.set_result(1)  # the result and the cancel arrive in the same turn of the loop
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+@pytest.mark.asyncio
+async def test_shielded_work_finishes_through_two_cancels() -> None:
+    from pycontainerd.aio._util import shielded
+
+    finished = asyncio.Event()
+
+    async def work() -> None:
+        await asyncio.sleep(0.05)
+        finished.set()
+
+    task = asyncio.ensure_future(shielded(work()))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()

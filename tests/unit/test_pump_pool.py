@@ -173,7 +173,7 @@ def test_close_cancels_running_jobs():
     pool.close()
     assert job.finished
     assert job.cancelled
-    with pytest.raises(OSError, match="shut") as info:
+    with pytest.raises(OSError, match="closed") as info:
         pool.submit([(r, w)], lambda j: None)
     assert info.value.errno == errno.ESHUTDOWN
     os.close(r)

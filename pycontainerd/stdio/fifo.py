@@ -105,35 +105,6 @@ def _remove_empty_dir(path: str) -> None:
             os.close(dirfd)
 
 
-def open_writer(path: str) -> int:
-    """Open a FIFO's write end ``O_NONBLOCK`` now, without waiting for a reader.
-
-    For a stdin FIFO whose reader (the shim) is known to be open: after Tasks/Create,
-    or an exec's Start. The path is opened ``O_PATH`` on the symlink-refusing walk and
-    reopened only if it is still the same FIFO (dev and inode), as :class:`PendingFIFO` does.
-
-    Args:
-        path: The FIFO.
-
-    Returns:
-        The write end (``O_WRONLY|O_NONBLOCK|O_CLOEXEC``), owned by the caller.
-
-    Raises:
-        OSError: ``ENXIO`` when no reader has it open (the process is gone), or the
-            walk or reopen failed.
-    """
-    directory, name = os.path.split(path)
-    dirfd = _fifo.open_dir(directory)
-    try:
-        handle, dev, ino = _fifo.fifo_open_path(dirfd, name, path)
-    finally:
-        os.close(dirfd)
-    try:
-        return _fifo.fifo_reopen(handle, os.O_WRONLY | os.O_NONBLOCK, dev, ino, path)
-    finally:
-        os.close(handle)
-
-
 class PendingFIFO:
     """One client end of a FIFO, possibly still being opened in the background.
 
@@ -499,18 +470,12 @@ class FIFOSet:
         for fd in self._create().values():
             os.close(fd)
 
-    def open(self, *, defer_stdin: bool = False) -> FIFOPipes:
+    def open(self) -> FIFOPipes:
         """Create the FIFOs if needed and open the client ends without blocking.
 
         stdout/stderr read ends are open on return; the stdin write end
         completes in the background once the shim opens its reader. On
         failure everything opened is closed and the FIFOs are removed.
-
-        Args:
-            defer_stdin: Create the stdin FIFO but open no end of it (``pipes.stdin``
-                is ``None``): the caller opens the writer with :func:`open_writer`
-                once the shim has opened its reader (after Create, or an exec's
-                Start), without a thread.
 
         Returns:
             The client ends; close them with :meth:`FIFOPipes.close`.
@@ -529,9 +494,8 @@ class FIFOSet:
             if self.stdin is not None:
                 # Our own reader would let our writer's open succeed at once.
                 os.close(read_ends.pop(self.stdin))
-                if not defer_stdin:
-                    stdin = PendingFIFO._open_writer(self.stdin)
-                    ends.append(stdin)
+                stdin = PendingFIFO._open_writer(self.stdin)
+                ends.append(stdin)
             stdout = PendingFIFO._opened(self.stdout, read_ends.pop(self.stdout))
             ends.append(stdout)
             stderr = None
@@ -593,4 +557,4 @@ class FIFOSet:
         )
 
 
-__all__ = ["FIFO_MODE", "FIFOCancelledError", "FIFOPipes", "FIFOSet", "PendingFIFO", "open_writer"]
+__all__ = ["FIFO_MODE", "FIFOCancelledError", "FIFOPipes", "FIFOSet", "PendingFIFO"]

@@ -25,6 +25,7 @@ from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
 from pycontainerd.images import reference as _reference
+from pycontainerd.images.errors import MissingBlobError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import set_labels
 from pycontainerd.images.platform import Platform
@@ -98,14 +99,18 @@ def push(
     indexes: list[Descriptor] = []
     _indexes(content, root, indexes)
     label = source_label(target.domain)
+    # Every blob is looked up before the first byte goes out, so an image with a layer
+    # missing (collected, or never fetched for this platform) is refused with nothing
+    # half-pushed; the labels are the mount sources.
+    sources = {digest: _blob_sources(content, image.name, blob, label) for digest, blob in blobs.items()}
     report = Reporter(progress)
     remote = open_remote(target, auth=auth, plain_http=plain_http, ca_file=ca_file, timeout=timeout,
                          retries=retries, connections=max_concurrent + 1)
     pushed: list[str] = []
     try:
         def one(blob: Descriptor) -> None:
-            sources = _sources(content.info(blob.digest).labels, label)
-            push_blob(remote, content, blob, report=report, mount_from=sources, chunk_size=chunk_size)
+            push_blob(remote, content, blob, report=report, mount_from=sources[blob.digest],
+                      chunk_size=chunk_size)
             pushed.append(blob.digest)
 
         with ThreadPoolExecutor(max_concurrent, thread_name_prefix="pycontainerd-push") as executor:
@@ -127,6 +132,18 @@ def push(
     for digest in pushed:
         _add_source(content, digest, label, target.path)
     return root
+
+
+def _blob_sources(content: ContentService, image: str, blob: Descriptor, key: str) -> list[str]:
+    """The repositories ``blob`` came from; :class:`MissingBlobError` when the store lacks it."""
+    try:
+        return _sources(content.info(blob.digest).labels, key)
+    except errors.NotFoundError:
+        raise MissingBlobError(
+            f"cannot push {image}: blob {blob.digest} ({blob.media_type}) is missing from the content store "
+            "(pull or import it for every platform, or push one platform with platform=)",
+            digest=blob.digest,
+        ) from None
 
 
 def _add_source(content: ContentService, digest: str, key: str, repository: str) -> None:

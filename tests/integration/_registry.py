@@ -1,4 +1,4 @@
-"""Helpers of the registry tests: images uploaded without pycontainerd, and what a failure may leave."""
+"""Helpers of the registry tests: images put into a registry or the store without pycontainerd's own paths."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from pycontainerd import testing_images as ti
 from pycontainerd import testing_registry as tr
+from pycontainerd.api.types import Descriptor
 
 
 def upload(registry: tr.PrivateRegistry, repository: str, tag: str, image: ti.BuiltImage | ti.BuiltIndex,
@@ -25,17 +26,13 @@ def upload(registry: tr.PrivateRegistry, repository: str, tag: str, image: ti.Bu
     tr.push_blobs(registry.url, repository, blobs, manifests, headers=headers, context=context)
 
 
-def leftovers(client: Any) -> dict[str, list[Any]]:
-    """What the namespace holds after a synchronous garbage collection."""
-    lease = client.api.leases.create()
-    client.api.leases.delete(lease.id, sync=True)
-    return {
-        "images": client.api.images.list(),
-        "leases": client.api.leases.list(),
-        "ingests": client.api.content.list_statuses(),
-        "content": client.api.content.list(),
-        "snapshots": client.api.snapshots.list("overlayfs"),
-    }
-
-
-NOTHING: dict[str, list[Any]] = {"images": [], "leases": [], "ingests": [], "content": [], "snapshots": []}
+def store_index(client: Any, index: ti.BuiltIndex, name: str) -> Any:
+    """Put every blob of ``index`` in the store (as a pull of all platforms would) and name it."""
+    with client.api.leases.lease() as lease:
+        leased = client.with_lease(lease.id)
+        for digest, data in index.blobs.items():
+            leased.api.content.write(f"test-{digest}", data, expected=digest,
+                                     labels={"containerd.io/gc.root": "test"})
+        target = index.index
+        client.api.images.create(name, Descriptor(target["mediaType"], target["digest"], target["size"]))
+    return client.get_image(name)

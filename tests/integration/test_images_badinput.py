@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _leftovers import NOTHING, leftovers
 
 from pycontainerd import testing_images as ti
 from pycontainerd.images import (
@@ -26,24 +27,11 @@ from pycontainerd.images import (
 )
 
 NAME = "docker.io/test/bad:1"
-NOTHING: dict[str, list[Any]] = {"images": [], "leases": [], "ingests": [], "content": [], "snapshots": []}
 
 
 @pytest.fixture(scope="module")
 def image() -> ti.BuiltImage:
     return ti.build_image([ti.busybox_layer(), ti.Layer([ti.file("hello", b"hello\n")], gzip=False)])
-
-
-def _left(client: Any) -> dict[str, list[Any]]:
-    lease = client.api.leases.create()
-    client.api.leases.delete(lease.id, sync=True)
-    return {
-        "images": client.api.images.list(),
-        "leases": client.api.leases.list(),
-        "ingests": client.api.content.list_statuses(),
-        "content": client.api.content.list(),
-        "snapshots": client.api.snapshots.list("overlayfs"),
-    }
 
 
 Members = list[tuple[tarfile.TarInfo, "bytes | None"]]
@@ -79,7 +67,7 @@ def test_truncated_inside_a_blob(client: Any, image: ti.BuiltImage, tmp_path: Pa
     cut.write_bytes(data[: layer.offset_data + layer.size // 2])
     with pytest.raises(TruncatedArchiveError, match=r"ends inside|truncated"):
         client.import_archive(cut)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_not_a_tar(client: Any, tmp_path: Path) -> None:
@@ -87,7 +75,7 @@ def test_not_a_tar(client: Any, tmp_path: Path) -> None:
     junk.write_bytes(b"this is not an archive\n" * 100)
     with pytest.raises(TruncatedArchiveError):
         client.import_archive(junk)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_truncated_gzip_archive(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -96,7 +84,7 @@ def test_truncated_gzip_archive(client: Any, image: ti.BuiltImage, tmp_path: Pat
     Path(path).write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(TruncatedArchiveError):
         client.import_archive(path)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_blob_not_matching_its_name(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -111,7 +99,7 @@ def test_blob_not_matching_its_name(client: Any, image: ti.BuiltImage, tmp_path:
     with pytest.raises(BlobMismatchError) as caught:
         client.import_archive(bad)
     assert caught.value.digest == image.layers[1]["digest"]
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_missing_blob(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -121,7 +109,7 @@ def test_missing_blob(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None
     with pytest.raises(MissingBlobError) as caught:
         client.import_archive(bad)
     assert caught.value.digest == image.layers[1]["digest"]
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_unknown_layer_media_type(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -132,7 +120,7 @@ def test_unknown_layer_media_type(client: Any, image: ti.BuiltImage, tmp_path: P
     with pytest.raises(UnknownMediaTypeError) as caught:
         client.import_archive(_archive(tmp_path, bad))
     assert caught.value.media_type == "application/x-not-a-layer"
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 @pytest.mark.parametrize("document", ["config", "manifest"])
@@ -140,7 +128,7 @@ def test_malformed_json(client: Any, image: ti.BuiltImage, tmp_path: Path, docum
     bad = ti.tampered(image, **{document: b'{"schemaVersion": 2, '})
     with pytest.raises(MalformedContentError):
         client.import_archive(_archive(tmp_path, bad))
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_malformed_index_json(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -153,7 +141,7 @@ def test_malformed_index_json(client: Any, image: ti.BuiltImage, tmp_path: Path)
     bad = _rewrite(_archive(tmp_path, image), tmp_path / "bad.tar", broken_index)
     with pytest.raises(MalformedContentError, match=r"index\.json"):
         client.import_archive(bad)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_diff_ids_not_matching_the_layers(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -162,7 +150,7 @@ def test_diff_ids_not_matching_the_layers(client: Any, image: ti.BuiltImage, tmp
 
     with pytest.raises(MalformedContentError, match="diff IDs"):
         client.import_archive(_archive(tmp_path, ti.tampered(image, config=one_diff_id_short)))
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_huge_declared_size_on_a_small_blob(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -171,7 +159,7 @@ def test_huge_declared_size_on_a_small_blob(client: Any, image: ti.BuiltImage, t
 
     with pytest.raises(BlobMismatchError, match=str(10 << 30)):
         client.import_archive(_archive(tmp_path, ti.tampered(image, manifest=ten_gib)))
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_huge_size_in_a_tar_header(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -198,7 +186,7 @@ def test_huge_size_in_a_tar_header(client: Any, image: ti.BuiltImage, tmp_path: 
                 break
     with pytest.raises(TruncatedArchiveError):
         client.import_archive(bad)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 @pytest.mark.parametrize("name", ["../evil", "/etc/evil", "blobs/../../evil", "blobs/sha256/../../../x"])
@@ -214,7 +202,7 @@ def test_path_traversal(client: Any, image: ti.BuiltImage, tmp_path: Path, name:
     with pytest.raises(UnsafePathError) as caught:
         client.import_archive(bad)
     assert caught.value.path == name
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_symlink_out_of_the_archive(client: Any, tmp_path: Path) -> None:
@@ -230,7 +218,7 @@ def test_symlink_out_of_the_archive(client: Any, tmp_path: Path) -> None:
 
     with pytest.raises(UnsafePathError):
         client.import_archive(_rewrite(path, tmp_path / "bad.tar", link_out))
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_docker_manifest_naming_a_missing_layer(client: Any, tmp_path: Path) -> None:
@@ -240,7 +228,7 @@ def test_docker_manifest_naming_a_missing_layer(client: Any, tmp_path: Path) -> 
                    lambda member, data: [] if member.name.endswith("/layer.tar") else [(member, data)])
     with pytest.raises(ArchiveError, match="layer"):
         client.import_archive(bad)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_unnamed_image_needs_a_name(client: Any, image: ti.BuiltImage, tmp_path: Path) -> None:
@@ -253,7 +241,7 @@ def test_unnamed_image_needs_a_name(client: Any, image: ti.BuiltImage, tmp_path:
     bad = _rewrite(_archive(tmp_path, image), tmp_path / "unnamed.tar", strip_names)
     with pytest.raises(ArchiveError, match="names no image"):
         client.import_archive(bad)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
     (named,) = client.import_archive(bad, name="docker.io/test/named:1")
     assert named.target.digest == image.manifest["digest"]
 
@@ -266,4 +254,4 @@ def test_neither_layout(client: Any, tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(b"hi\n"))
     with pytest.raises(ArchiveError, match="neither"):
         client.import_archive(path)
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING

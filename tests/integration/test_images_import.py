@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _leftovers import collect_garbage
 
 from pycontainerd import errors
 from pycontainerd import testing_images as ti
@@ -30,12 +31,6 @@ def whiteout() -> ti.BuiltImage:
 @pytest.fixture(scope="module")
 def oci_archive(whiteout: ti.BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(ti.write_oci_archive(tmp_path_factory.mktemp("img") / "w.tar", {NAME: whiteout}))
-
-
-def _gc(client: Any) -> None:
-    # A synchronous lease delete runs containerd's garbage collector before it returns.
-    lease = client.api.leases.create()
-    client.api.leases.delete(lease.id, sync=True)
 
 
 def _blobs(client: Any) -> dict[str, dict[str, str]]:
@@ -67,7 +62,7 @@ def test_import_oci_archive_without_unpack(client: Any, oci_archive: Path, white
     for n, layer in enumerate(whiteout.layers):
         assert labels[f"containerd.io/gc.ref.content.l.{n}"] == layer["digest"]
     # After the lease is gone and the collector ran, everything the image needs is there.
-    _gc(client)
+    collect_garbage(client)
     assert set(_blobs(client)) == set(whiteout.blobs)
     assert client.get_image(NAME) == image
 
@@ -82,7 +77,7 @@ def test_import_unpacks_and_gc_keeps_the_snapshots(client: Any, oci_archive: Pat
     assert blobs[whiteout.config["digest"]]["containerd.io/gc.ref.snapshot.overlayfs"] == chain[-1]
     for layer, diff_id in zip(whiteout.layers, whiteout.diff_ids, strict=True):
         assert blobs[layer["digest"]]["containerd.io/uncompressed"] == diff_id
-    _gc(client)
+    collect_garbage(client)
     snapshots = {info.name: info for info in client.api.snapshots.list("overlayfs")}
     assert set(snapshots) == set(chain)
     assert snapshots[chain[1]].parent == chain[0]
@@ -153,7 +148,7 @@ def test_multi_platform_index_keeps_the_host_platform(client: Any, tmp_path: Pat
     )
     index_labels = _blobs(client)[built.index["digest"]]
     assert index_labels == {"containerd.io/gc.ref.content.m.0": host.manifest["digest"]}
-    _gc(client)
+    collect_garbage(client)
     remaining = set(_blobs(client))
     assert set(host.blobs) <= remaining
     assert not (set(foreign.blobs) - set(host.blobs)) & remaining

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from _image_tree import snapshot_view, tree
+from _leftovers import collect_garbage
 
 import pycontainerd
 from pycontainerd import testing_images as ti
@@ -27,14 +28,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(ti.write_oci_archive(tmp_path_factory.mktemp("interop") / "w.tar", {NAME: image}))
 
 
-def _gc(client: Any) -> None:
-    lease = client.api.leases.create()
-    client.api.leases.delete(lease.id, sync=True)
-
-
 def test_ctr_runs_what_pycontainerd_imported(client: Any, ctr: Any, archive: Path) -> None:
     client.import_archive(archive)
-    _gc(client)
+    collect_garbage(client)
     assert NAME in ctr("images", "ls", "-q").split()
     assert ctr("run", "--rm", NAME, "interop1") == "second\n"
     assert ctr("run", "--rm", NAME, "interop2", "/bin/sh", "-c", "ls /data/opq") == "new\n"
@@ -71,8 +67,8 @@ def test_same_tree_and_labels_as_ctr(client: Any, ctr: Any, archive: Path, other
         assert our_tree == their_tree
         assert "data/gone" not in our_tree
         # The same blobs survive the collector, with the same labels.
-        _gc(client)
-        _gc(theirs_client)
+        collect_garbage(client)
+        collect_garbage(theirs_client)
         ours_blobs = {b.digest: dict(b.labels) for b in client.api.content.list()}
         theirs_blobs = {b.digest: dict(b.labels) for b in theirs_client.api.content.list()}
         assert ours_blobs == theirs_blobs

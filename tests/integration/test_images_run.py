@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _leftovers import collect_garbage
 
 import pycontainerd
 from pycontainerd import errors, stdio
@@ -177,8 +178,7 @@ def test_deleting_the_image_of_a_running_container(client: Any, configured: Any)
         task.delete()
     assert task.io.stdout_data == b"still here\n"
     container.delete()
-    lease = client.api.leases.create()
-    client.api.leases.delete(lease.id, sync=True)
+    collect_garbage(client)
     assert client.api.snapshots.list("overlayfs") == []
     assert client.api.content.list() == []
 

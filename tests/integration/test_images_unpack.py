@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from _image_tree import snapshot_view, tree
+from _leftovers import NOTHING, leftovers
 
 from pycontainerd import testing_images as ti
 from pycontainerd.images import DiffIDMismatchError, SnapshotterError
@@ -22,22 +23,6 @@ def whiteout() -> ti.BuiltImage:
 
 def _archive(tmp_path: Path, image: ti.BuiltImage | ti.BuiltIndex, name: str = NAME) -> str:
     return ti.write_oci_archive(tmp_path / "image.tar", {name: image})
-
-
-def _left(client: Any) -> dict[str, list[Any]]:
-    """What an import can leave behind, after a synchronous garbage collection."""
-    lease = client.api.leases.create()
-    client.api.leases.delete(lease.id, sync=True)
-    return {
-        "images": client.api.images.list(),
-        "leases": client.api.leases.list(),
-        "ingests": client.api.content.list_statuses(),
-        "content": client.api.content.list(),
-        "snapshots": client.api.snapshots.list("overlayfs"),
-    }
-
-
-NOTHING: dict[str, list[Any]] = {"images": [], "leases": [], "ingests": [], "content": [], "snapshots": []}
 
 
 def test_unpacked_tree_applies_whiteouts_and_opaque_dirs(client: Any, whiteout: ti.BuiltImage,
@@ -97,7 +82,7 @@ def test_import_into_a_missing_snapshotter_writes_nothing(client: Any, whiteout:
                                                           tmp_path: Path) -> None:
     with pytest.raises(SnapshotterError):
         client.import_archive(_archive(tmp_path, whiteout), snapshotter="nosuch")
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING
 
 
 def test_diff_id_mismatch_commits_nothing(client: Any, whiteout: ti.BuiltImage, tmp_path: Path) -> None:
@@ -111,4 +96,4 @@ def test_diff_id_mismatch_commits_nothing(client: Any, whiteout: ti.BuiltImage, 
         client.import_archive(_archive(tmp_path, bad))
     assert caught.value.expected == wrong
     assert caught.value.actual == whiteout.diff_ids[-1]
-    assert _left(client) == NOTHING
+    assert leftovers(client) == NOTHING

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _registry import NOTHING, leftovers, upload
+from _leftovers import NOTHING, leftovers
+from _registry import upload
 
 import pycontainerd
 from pycontainerd import errors

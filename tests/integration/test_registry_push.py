@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _registry import NOTHING, leftovers
+from _leftovers import NOTHING, leftovers
+from _registry import store_index
 
 import pycontainerd
 from pycontainerd import testing_images as ti
 from pycontainerd import testing_registry as tr
-from pycontainerd.api.types import Descriptor
 from pycontainerd.images import MissingBlobError
 
 
@@ -92,21 +93,9 @@ def test_chunked_upload(client: Any, registry: tr.PrivateRegistry, tmp_path: Pat
     assert pulled.target.digest == built.manifest["digest"]
 
 
-def _store_index(client: Any, index: ti.BuiltIndex, name: str) -> Any:
-    """Put every blob of ``index`` in the store (as a pull of all platforms would) and name it."""
-    with client.api.leases.lease() as lease:
-        leased = client.with_lease(lease.id)
-        for digest, data in index.blobs.items():
-            leased.api.content.write(f"test-{digest}", data, expected=digest,
-                                     labels={"containerd.io/gc.root": "test"})
-        target = index.index
-        client.api.images.create(name, Descriptor(target["mediaType"], target["digest"], target["size"]))
-    return client.get_image(name)
-
-
 def test_multi_platform_index_push_pull(client: Any, registry: tr.PrivateRegistry) -> None:
     index = ti.multi_platform_index(cmd=["echo", "both"])
-    image = _store_index(client, index, "docker.io/test/multi:1")
+    image = store_index(client, index, "docker.io/test/multi:1")
     ref = f"{registry.host}/test/multi:1"
     root = client.push(image, ref, plain_http=True)
     assert root.digest == index.index["digest"]
@@ -129,3 +118,21 @@ def test_multi_platform_index_push_pull(client: Any, registry: tr.PrivateRegistr
     root = client.push(pulled, f"{registry.host}/test/multi2:1", plain_http=True,
                        platform=f"{host['os']}/{host['architecture']}")
     assert root.digest == index.images[0].manifest["digest"]
+
+
+def test_push_with_a_layer_missing_sends_nothing(client: Any, registry: tr.PrivateRegistry,
+                                                 tmp_path: Path) -> None:
+    built = _built(b"incomplete\n")
+    archive = ti.write_oci_archive(tmp_path / "i.tar", {"docker.io/test/gap:1": built})
+    (image,) = client.import_archive(archive, unpack=False)
+    missing = built.layers[1]["digest"]
+    client.api.content.delete(missing)
+    with pytest.raises(MissingBlobError, match="missing") as caught:
+        client.push(image, f"{registry.host}/test/gap:1", plain_http=True)
+    assert caught.value.digest == missing
+    # Not even the blobs the store has went out.
+    for blob in (built.config, built.layers[0]):
+        request = urllib.request.Request(f"{registry.url}/v2/test/gap/blobs/{blob['digest']}", method="HEAD")
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request)
+        assert answer.value.code == 404

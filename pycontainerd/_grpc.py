@@ -53,6 +53,8 @@ NAMESPACE_HEADER = "containerd-namespace"
 LEASE_HEADER = "containerd-lease"
 # containerd's Go client uses 16 MiB in both directions (defaults.DefaultMaxRecvMsgSize).
 MAX_MESSAGE_SIZE = 16 << 20
+#: The longest wait between two attempts to reconnect to a daemon that went away.
+RECONNECT_BACKOFF_MAX_MS = 3000
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # A hung shim blocks every call to its task, so unary calls always carry a deadline.
 DEFAULT_TIMEOUT = 60.0
@@ -208,6 +210,9 @@ class _SharedChannel:
                     options=[
                         ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
                         ("grpc.max_receive_message_length", MAX_MESSAGE_SIZE),
+                        # libcontainerd dials with its reconnect backoff capped at 3 s (grpc's
+                        # default is 120 s), so a restarted local daemon is found again soon.
+                        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
                     ],
                 )
                 self._pid = os.getpid()

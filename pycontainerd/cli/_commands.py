@@ -262,11 +262,12 @@ def _run_image(client: Client, args: argparse.Namespace) -> Any:
         from pycontainerd.cli._images import find_image
 
         return find_image(client, args.image)
-    from pycontainerd.cli._registry import progress_lines
+    from pycontainerd.cli._registry import progress_display
     from pycontainerd.registry.pull import ensure_image
 
-    options = {"plain_http": args.plain_http, "ca_file": args.ca_file, "progress": progress_lines(sys.stderr)}
-    return ensure_image(client, args.image, args.pull, options)
+    with progress_display() as progress:
+        options = {"plain_http": args.plain_http, "ca_file": args.ca_file, "progress": progress}
+        return ensure_image(client, args.image, args.pull, options)
 
 
 def _run_options(ctx: Context) -> dict[str, Any]:

@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["find_image", "run"]
 
-# tqdm's label for a file: the end of its name (a blob's digest is 64 hex digits).
-_LABEL_WIDTH = 19
-_DEFAULT_SIZE = (100, 40)
 
 
 def find_image(client: Client, name: str) -> Image:
@@ -193,25 +190,14 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
 
         yield line
         return
-    from tqdm import tqdm
+    from pycontainerd.cli._bars import open_bar
 
     bars: dict[str, Any] = {}
-    try:
-        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
-    except OSError:
-        sized = False
-    # A terminal that reports no size (a fresh pty) would get bars of width 0 and every
-    # bar past "row 0" hidden: give tqdm a size.
-    columns, rows = (None, None) if sized else _DEFAULT_SIZE
 
     def bar(name: str, done: int, size: int) -> None:
         current = bars.get(name)
         if current is None:
-            current = bars[name] = tqdm(
-                total=size, desc=os.path.basename(name)[:_LABEL_WIDTH], unit="B", unit_scale=True,
-                unit_divisor=1024, file=sys.stderr, leave=True, dynamic_ncols=sized, ncols=columns,
-                nrows=rows,
-            )
+            current = bars[name] = open_bar(os.path.basename(name), size)
         current.update(done - current.n)
         if done == size:
             current.close()

@@ -2,19 +2,21 @@
 
 Their arguments (``add_*``, used by ``_app``) and their bodies (``cmd_*``, used by
 ``_commands``) live here together, apart from the container commands. Progress goes
-to stderr: one line per blob and phase change (a terminal gets the lines a log gets;
-no redrawing), so stdout carries only the result (the image name and digest).
+to stderr, so stdout carries only the result (the image name and digest): on a
+terminal one tqdm bar per blob (bytes and rate, its phase after the bar), otherwise
+one line per blob and phase change, as a log wants them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from pycontainerd.cli._commands import Context
     from pycontainerd.registry.credentials import Credentials
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_login", "add_logout", "add_pull", "add_push", "cmd_login", "cmd_logout", "cmd_pull", "cmd_push",
-    "progress_lines",
+    "progress_display",
 ]
 
 
@@ -78,9 +80,22 @@ def _password(args: argparse.Namespace) -> str:
     return password
 
 
-def progress_lines(out: TextIO) -> Callable[[ProgressEvent], None]:
-    """The pull/push progress printer the commands use: one line per blob and phase on ``out``."""
-    return _Lines(out)
+@contextlib.contextmanager
+def progress_display(quiet: bool = False) -> Iterator[Callable[[ProgressEvent], None] | None]:
+    """The pull/push progress callback of the commands: bars on a terminal, else lines, on stderr.
+
+    Bars still open are closed on the way out, so the terminal is left tidy after an error.
+    """
+    if quiet:
+        yield None
+    elif not sys.stderr.isatty():
+        yield _Lines(sys.stderr)
+    else:
+        bars = _Bars()
+        try:
+            yield bars
+        finally:
+            bars.close()
 
 
 def _auth(args: argparse.Namespace) -> Credentials | None:
@@ -117,15 +132,43 @@ class _Lines:
         self.out.flush()
 
 
+_COMPLETE = frozenset({"exists", "mounted", "done", "unpacking", "unpacked"})
+
+
+class _Bars:
+    """Progress events as tqdm bars: one per blob, labelled with its digest, the phase after it."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from pycontainerd.cli._bars import open_bar
+
+        bar = self.bars.get(event.digest)
+        if bar is None:
+            bar = self.bars[event.digest] = open_bar(event.digest.split(":", 1)[-1], event.size)
+        phase = event.phase.value
+        # Done, found or mounted without a byte moved: the bar shows the blob as complete.
+        offset = event.size if phase in _COMPLETE else event.offset
+        if offset > bar.n:
+            bar.update(offset - bar.n)
+        bar.set_postfix_str(phase)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 def cmd_pull(ctx: Context) -> int:
     """Pull an image; print its name and digest."""
     args = ctx.args
-    image = ctx.client().pull(
-        args.ref, platform=args.platform, unpack=not args.no_unpack, snapshotter=args.snapshotter,
-        auth=_auth(args),
-        plain_http=args.plain_http, ca_file=args.ca_file, max_concurrent=args.max_concurrent,
-        progress=None if args.quiet else _Lines(sys.stderr),
-    )
+    auth = _auth(args)
+    with progress_display(args.quiet) as progress:
+        image = ctx.client().pull(
+            args.ref, platform=args.platform, unpack=not args.no_unpack, snapshotter=args.snapshotter,
+            auth=auth, plain_http=args.plain_http, ca_file=args.ca_file, max_concurrent=args.max_concurrent,
+            progress=progress,
+        )
     print(f"{image.name} {image.target.digest}")
     return 0
 
@@ -135,10 +178,12 @@ def cmd_push(ctx: Context) -> int:
     args = ctx.args
     from pycontainerd.images.reference import parse
 
-    root = ctx.client().push(
-        args.image, args.ref, platform=args.platform, auth=_auth(args),
-        plain_http=args.plain_http, ca_file=args.ca_file, progress=None if args.quiet else _Lines(sys.stderr),
-    )
+    auth = _auth(args)
+    with progress_display(args.quiet) as progress:
+        root = ctx.client().push(
+            args.image, args.ref, platform=args.platform, auth=auth,
+            plain_http=args.plain_http, ca_file=args.ca_file, progress=progress,
+        )
     print(f"{parse(args.ref or args.image)} {root.digest}")
     return 0
 

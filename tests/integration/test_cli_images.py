@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pty import stderr_on_a_terminal
 
 from pycontainerd import testing_images as ti
 from pycontainerd.images.platform import host
@@ -94,32 +90,10 @@ def test_import_from_stdin_short_names_and_a_bad_archive(cli: Any, archives: dic
 @pytest.mark.parametrize("size", [None, (30, 120)], ids=["unsized", "sized"])
 def test_import_progress_bars_on_a_terminal(containerd_address: str, namespace: str, archives: dict[str, str],
                                            whiteout: ti.BuiltImage, size: tuple[int, int] | None) -> None:
-    controller, terminal = pty.openpty()
-    if size is not None:
-        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
-    shown = b""
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pycontainerd", "--address", containerd_address, "--namespace", namespace,
-             "images", "import", archives["oci"]],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal,
-        )
-        os.close(terminal)
-        terminal = -1
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the command has exited and closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        assert proc.wait(timeout=120) == 0, shown
-    finally:
-        os.close(controller)
-        if terminal >= 0:
-            os.close(terminal)
-    text = shown.decode(errors="replace")
+    argv = [sys.executable, "-m", "pycontainerd", "--address", containerd_address, "--namespace", namespace,
+            "images", "import", archives["oci"]]
+    status, text = stderr_on_a_terminal(argv, size)
+    assert status == 0, text
     # tqdm's bars, one per blob (labelled with the start of its digest): 100% once it is stored.
     for digest in whiteout.blobs:
         assert f"{digest.split(':', 1)[1][:19]}: 100%|" in text, text

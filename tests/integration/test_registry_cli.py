@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pty import stderr_on_a_terminal
 
 import pycontainerd
 from pycontainerd import testing_images as ti
@@ -104,3 +106,33 @@ def test_run_pulls_a_missing_image_and_only_then(client: Any, containerd_address
         assert always.returncode == 125
         assert b"pycontainerd: error:" in always.stderr
     assert client.containers() == []
+
+
+def test_pull_and_push_show_bars_on_a_terminal(client: Any, containerd_address: str, namespace: str,
+                                               registry: tr.PrivateRegistry, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    built = ti.build_image([ti.busybox_layer(), ti.Layer([ti.file("m", b"bars\n")])], cmd=["cat", "/m"])
+    archive = ti.write_oci_archive(tmp_path / "i.tar", {"docker.io/t/bars:1": built})
+    client.import_archive(archive, unpack=False)
+    ref = f"{registry.host}/t/bars:1"
+    base = [sys.executable, "-m", "pycontainerd", "--address", containerd_address, "--namespace", namespace]
+    config = tmp_path / "docker"
+    config.mkdir()
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    push = [*base, "push", "--plain-http", "docker.io/t/bars:1", ref]
+    status, shown = stderr_on_a_terminal(push, (40, 120))
+    assert status == 0, shown
+    for layer in built.layers:
+        assert f"{layer['digest'][7:26]}: 100%|" in shown, shown
+    for record in client.api.images.list():
+        client.delete_image(record.name, sync=True)
+    status, shown = stderr_on_a_terminal([*base, "pull", "--plain-http", ref], (40, 120))
+    assert status == 0, shown
+    # One bar per blob, complete, with the phase after it; no plain progress lines.
+    for layer in built.layers:
+        assert f"{layer['digest'][7:26]}: 100%|" in shown, shown
+    assert "unpacked" in shown
+    assert "B/s" in shown
+    assert f"{built.layers[1]['digest'][7:19]}: done\n" not in shown

@@ -7,6 +7,7 @@ registry that became unreachable leaves what was downloaded for the next pull.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +16,13 @@ from _leftovers import NOTHING, leftovers
 from _registry import upload
 
 import pycontainerd
+from pycontainerd import errors
 from pycontainerd import testing_images as ti
 from pycontainerd import testing_registry as tr
 from pycontainerd.images import BlobMismatchError
 from pycontainerd.registry import (
     ManifestTooLargeError,
+    RegistryAuthError,
     RegistryProtocolError,
     RegistryUnavailableError,
     UnsupportedManifestError,
@@ -195,3 +198,72 @@ def test_concurrent_overlapping_pulls(client: Any, registry: tr.PrivateRegistry,
     for n, ref in enumerate(refs):
         result = pycontainerd.run([], image=ref, client=client, capture_output=True)
         assert result.stdout == str(n).encode()
+
+
+def test_unknown_host(client: Any) -> None:
+    # .invalid never resolves (RFC 6761): refused by the resolver at once, not retried.
+    with pytest.raises(RegistryUnavailableError, match=r"registry\.pcd-test\.invalid") as caught:
+        client.pull("registry.pcd-test.invalid/x/y:1")
+    assert "resolve" in str(caught.value)
+    assert leftovers(client) == NOTHING
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_wrong_password_is_refused_without_a_retry_storm(client: Any, auth: str) -> None:
+    users = {"tester": "right-Pa55"}
+    with tr.PrivateRegistry(auth=auth, users=users) as guarded, tr.FaultProxy(guarded.host) as proxy:
+        ref = f"{proxy.host}/f/guarded:1"
+        with pytest.raises(RegistryAuthError) as caught:
+            client.pull(ref, plain_http=True, auth=("tester", "wrong-Pa55"))
+        assert "wrong-Pa55" not in str(caught.value)
+        # The manifest is asked for once and refused; with Basic it is asked once more with
+        # the credentials, with a token the token server refuses them. Either refusal is
+        # final: no backoff loop against an account lockout.
+        manifest_gets = [status for _, path, status, _ in proxy.log if "/manifests/" in path]
+        if guarded.token_server is None:
+            assert manifest_gets == [401, 401]
+        else:
+            assert manifest_gets == [401]
+            assert len(guarded.token_server.requests) == 1
+        assert len(proxy.log) == len(manifest_gets)
+        assert leftovers(client) == NOTHING
+
+
+def test_daemon_restarted_mid_pull(private_daemon: Any, client: Any, proxy: tr.FaultProxy,
+                                   image: ti.BuiltImage) -> None:
+    base, big = image.layers
+    # The big layer stalls half-way while containerd is killed and started again.
+    proxy.faults.append(tr.Fault("GET", f"/blobs/{big['digest']}", stall=1.5))
+    outcome: list[BaseException | Any] = []
+
+    def pull() -> None:
+        try:
+            outcome.append(client.pull(_ref(proxy), plain_http=True, max_concurrent=1))
+        except BaseException as err:  # judged below
+            outcome.append(err)
+
+    thread = threading.Thread(target=pull)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _layer_gets(proxy, big["digest"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        private_daemon.kill()
+        private_daemon.start()
+    finally:
+        thread.join(120)
+    assert not thread.is_alive(), "pull() hung across the daemon restart"
+    (first,) = outcome
+    if isinstance(first, BaseException):
+        # The content writer's stream died with the daemon: a typed containerd error.
+        assert isinstance(first, errors.ContainerdError), repr(first)
+    proxy.log.clear()
+    client.connection.connect(timeout=30)  # the channel's next reconnect attempt
+    pulled = client.pull(_ref(proxy), plain_http=True)
+    assert pulled.target.digest == image.manifest["digest"]
+    result = pycontainerd.run([], image=pulled, client=client, capture_output=True)
+    assert result.stdout.split() == [str(256 * 8192).encode(), b"/big"]
+    # The base layer was committed before the restart and is not fetched again.
+    assert _layer_gets(proxy, base["digest"]) == []
+    assert client.api.leases.list() == []
+    assert client.api.content.list_statuses() == []

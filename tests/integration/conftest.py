@@ -142,6 +142,12 @@ def namespace(containerd_address: str) -> Iterator[str]:
     shutil.rmtree(os.path.join(default_state_dir(), name), ignore_errors=True)
     leaked = _wait_no_shims(containerd_address, name)
     assert not leaked, f"shims of namespace {name} outlived the test: {leaked}"
+    # runc's /run/containerd/runc/<namespace> (and the namespace's parent cgroups) empty
+    # only once the shims are gone; the purge above cannot wait for that, nor can it
+    # remove them when the namespace itself outlived a killed daemon.
+    from pycontainerd.daemon._purge import remove_namespace_dirs
+
+    remove_namespace_dirs(name)
 
 
 @pytest.fixture

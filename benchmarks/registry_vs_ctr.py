@@ -234,7 +234,10 @@ def _timed(read: Callable[[], int]) -> dict[str, float]:
     return {"wall": wall, "cpu": cpu, "bytes": got}
 
 
-def blob_readers(url: str, digest: str) -> tuple[dict[str, Callable[[], dict[str, float]]], list[Callable[[], None]]]:
+Reader = Callable[[], dict[str, float]]
+
+
+def blob_readers(url: str, digest: str) -> tuple[dict[str, Reader], list[Callable[[], None]]]:
     """The blob download variants by name, each giving one sample; and what closes them."""
     from pycontainerd.registry.transport import Transport
 
@@ -258,7 +261,7 @@ def blob_readers(url: str, digest: str) -> tuple[dict[str, Callable[[], dict[str
         wall, cpu, _ = spawn_wait(["curl", "-sSf", "-o", "/dev/null", url])
         return {"wall": wall, "cpu": cpu, "bytes": -1}
 
-    readers: dict[str, Callable[[], dict[str, float]]] = {
+    readers: dict[str, Reader] = {
         "urllib3 (pycontainerd transport)": lambda: _timed(lambda: urllib3_read(False)),
         "urllib3 + sha256 (as a pull)": lambda: _timed(lambda: urllib3_read(True)),
     }
@@ -371,7 +374,8 @@ def markdown(info: dict[str, str], size: int, layers: int, ctr_argv: list[str], 
         memory = (f"{med(pull[tool], 'growth') / MIB:.1f} MiB RSS growth" if ours
                   else f"{med(pull[tool], 'peak_rss') / MIB:.1f} MiB peak RSS (whole process)")
         wall_rep, cpu_rep = (rep_ratio("wall", False), rep_ratio("cpu", True)) if ours else (1.0, 1.0)
-        lines.append(f"| {tool} | {wall:.2f} | {size / wall / MIB:.0f} | {med(pull['ctr'], 'wall') / wall:.2f}x "
+        vs_ctr = med(pull["ctr"], "wall") / wall
+        lines.append(f"| {tool} | {wall:.2f} | {size / wall / MIB:.0f} | {vs_ctr:.2f}x "
                      f"| {wall_rep:.2f}x | {cpu:.2f} | {cpu / med(pull['ctr'], 'cpu'):.2f}x | {cpu_rep:.2f}x "
                      f"| {memory} |")
     curl = blob.get("curl -o /dev/null")
@@ -425,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="system, or 1.6, 1.7, 2 (see scripts/fetch-containerd)")
     parser.add_argument("--profile", action="store_true",
                         help="first an extra pull under cProfile (to stderr; not in the table)")
-    parser.add_argument("--json", action="store_true", help="print the samples and ratios as JSON, not the table")
+    parser.add_argument("--json", action="store_true",
+                        help="print the samples and ratios as JSON, not the table")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pcd-image-bench")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "registry.md")
     parser.add_argument("--address", help=argparse.SUPPRESS)
@@ -460,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(info, size, args.layers, ctr_argv, args.blob_size * MIB, pull, blob, load)
     ratios = ratios_of(pull, blob)
     if args.json:
-        print(json.dumps({"machine": info, "load": load, "pull": pull, "blob": blob, "ratios": ratios}, indent=1))
+        every = {"machine": info, "load": load, "pull": pull, "blob": blob, "ratios": ratios}
+        print(json.dumps(every, indent=1))
     else:
         print(text)
     if not args.skip_pull:

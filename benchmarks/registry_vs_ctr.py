@@ -34,8 +34,9 @@ is the baseline. Nothing leaves the machine.
   medians.
 * **blob download**: one ``--blob-size`` MiB random blob from the same registry,
   ``GET /v2/<repo>/blobs/<digest>`` read to its end and dropped: pycontainerd's urllib3
-  transport read as a pull reads (``Response.stream`` of 1 MiB), the same with the
-  sha256 a pull computes on the way, httpx (``Client.stream`` + ``iter_raw``; skipped
+  transport read as a pull reads (``Response.stream`` of 1 MiB), the same with a
+  sha256 of the bytes on the way (what a pull cost before it left the digest to the
+  daemon), httpx (``Client.stream`` + ``iter_raw``; skipped
   when not installed: ``pip install httpx``, it is no dependency of pycontainerd), and
   ``curl -o /dev/null``. The Python readers run in this process on one keep-alive
   connection each (a warm-up download first), timed per download, CPU from
@@ -263,7 +264,7 @@ def blob_readers(url: str, digest: str) -> tuple[dict[str, Reader], list[Callabl
 
     readers: dict[str, Reader] = {
         "urllib3 (pycontainerd transport)": lambda: _timed(lambda: urllib3_read(False)),
-        "urllib3 + sha256 (as a pull)": lambda: _timed(lambda: urllib3_read(True)),
+        "urllib3 + sha256": lambda: _timed(lambda: urllib3_read(True)),
     }
     closers: list[Callable[[], None]] = [transport.close]
     try:
@@ -328,7 +329,7 @@ def ratios_of(pull: dict[str, Any], blob: dict[str, Any]) -> dict[str, float]:
     curl = blob.get("curl -o /dev/null")
     if curl:
         for name, key in (("urllib3 (pycontainerd transport)", "urllib3_vs_curl"),
-                          ("urllib3 + sha256 (as a pull)", "urllib3_sha256_vs_curl"),
+                          ("urllib3 + sha256", "urllib3_sha256_vs_curl"),
                           ("httpx", "httpx_vs_curl")):
             if blob.get(name):
                 ratios[key] = med(curl, "wall") / med(blob[name], "wall")

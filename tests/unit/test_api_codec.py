@@ -289,8 +289,9 @@ def test_write_stream_messages() -> None:
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 1 << 20])
 def test_write_data_message_is_the_protobuf_encoding(offset: int, size: int) -> None:
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    assert content.write_data_message(offset, data) == content.write_data_request(offset, data).SerializeToString()
-    parsed = content_pb2.WriteContentRequest.FromString(content.write_data_message(offset, data))
+    message = content.write_data_message(offset, data)
+    assert message == content.write_data_request(offset, data).SerializeToString()
+    parsed = content_pb2.WriteContentRequest.FromString(message)
     assert (parsed.action, parsed.offset, parsed.data) == (content_pb2.WRITE, offset, data)
 
 

@@ -228,12 +228,16 @@ _OFFSET_TAG = b"\x28"
 _DATA_TAG = b"\x32"
 
 
-def write_data_message(offset: int, data: bytes) -> bytes:
+def write_data_message(offset: int, data: bytes | memoryview) -> bytes:
     """The serialised form of :func:`write_data_request` ``(offset, data)``, built directly.
 
     Byte for byte what ``write_data_request(offset, data).SerializeToString()`` gives,
-    at a third of its cost for a 1 MiB chunk: protobuf copies ``data`` into the message
+    at about half its cost for a 1 MiB chunk: protobuf copies ``data`` into the message
     and again into the serialised string; this joins it with its few header bytes once.
+
+    Args:
+        offset: Where ``data`` goes in the ingest.
+        data: The bytes, or a view of them with one-byte items (``memoryview(...).cast("B")``).
     """
     header = [_WRITE_ACTION]
     if offset:
@@ -312,22 +316,23 @@ class _Ingest:
         self._abandoned = True
         self._go.set()
 
-    def _chunks(self) -> Iterator[bytes]:
+    def _chunks(self) -> Iterator[bytes | memoryview]:
+        # Slices of a view, not copies: write_data_message copies each into its message.
         size = self._chunk_size
         if isinstance(self._data, memoryview):
             view = self._data
             for pos in range(self._start, len(view), size):
-                yield bytes(view[pos : pos + size])
+                yield view[pos : pos + size]
             return
         for piece in self._data:
             if type(piece) is bytes and len(piece) <= size:
-                yield piece  # already a message-sized bytes object: no copy
+                yield piece
                 continue
             if not isinstance(piece, (bytes, bytearray, memoryview)):
                 raise TypeError(f"content data must yield bytes, not {type(piece).__name__}")
             view = memoryview(piece).cast("B")
             for pos in range(0, len(view), size):
-                yield bytes(view[pos : pos + size])
+                yield view[pos : pos + size]
 
     def __iter__(self) -> Iterator[bytes]:
         yield write_stat_request(self._ref, total=self._total, expected=self._expected).SerializeToString()

@@ -293,6 +293,7 @@ def test_write_data_message_is_the_protobuf_encoding(offset: int, size: int) -> 
     assert message == content.write_data_request(offset, data).SerializeToString()
     parsed = content_pb2.WriteContentRequest.FromString(message)
     assert (parsed.action, parsed.offset, parsed.data) == (content_pb2.WRITE, offset, data)
+    assert content.write_data_message(offset, memoryview(b"ab" + data + b"cd")[2:-2]) == message
 
 
 def test_write_answers() -> None:

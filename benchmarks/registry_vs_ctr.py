@@ -1,7 +1,8 @@
 """Registries against ctr: cold pull + unpack from a loopback registry, and a blob download micro-benchmark.
 
 Run as root: ``python benchmarks/registry_vs_ctr.py`` (``--quick``: a 128 MiB image, fewer
-repetitions; ``--containerd 1.7`` for another daemon version). A private containerd
+repetitions; ``--containerd 1.7`` for another daemon version; ``--skip-pull``: the blob
+download only). A private containerd
 (``PrivateContainerd``) and a private registry (``testing_registry.PrivateRegistry``: Debian's
 ``docker-registry``, plain HTTP on 127.0.0.1) are started and removed; the daemon's own ``ctr``
 is the baseline. Nothing leaves the machine.

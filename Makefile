@@ -9,7 +9,7 @@ CONTAINERD ?=
 FUZZ_SECONDS ?=
 export PYTHON VENV FUZZ_SECONDS
 
-.PHONY: setup demo test lint typecheck unit sanitize fuzz integration protos check-protos bench clean
+.PHONY: setup demo test lint typecheck unit sanitize fuzz integration protos check-protos bench bench-registry clean
 
 setup:
 	@scripts/setup.sh
@@ -58,6 +58,11 @@ bench: setup
 	    $(PY) benchmarks/handoff_vs_ctr.py --containerd $$v --markdown \
 	        --chart benchmarks/results/containerd-$$v/handoff.png; \
 	done
+
+# Pull + unpack from a loopback registry vs `ctr images pull`, and the blob download
+# micro-benchmark (results/registry.md). Its httpx row needs `$(PY) -m pip install httpx`.
+bench-registry: setup
+	$(PY) benchmarks/registry_vs_ctr.py $(if $(CONTAINERD),--containerd $(CONTAINERD))
 
 clean:
 	rm -rf build *.egg-info pycontainerd/_native/_ffi*.so pycontainerd/_native/_ffi.c pycontainerd/_native/pcd-handoff

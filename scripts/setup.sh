@@ -22,8 +22,9 @@ VENV=${VENV:-.venv}
 # clang: the libFuzzer harnesses (`make fuzz`) and the ASan+UBSan build (`make sanitize`).
 # docker-registry, apache2-utils (htpasswd), openssl: the loopback registry of the pull/push
 # tests (pycontainerd.testing_registry); each test runs its own registry process.
+# curl: the baseline of the blob download micro-benchmark (`make bench-registry`).
 packages=(make gcc libc6-dev ca-certificates containerd runc busybox-static clang
-    docker-registry apache2-utils openssl)
+    docker-registry apache2-utils openssl curl)
 if [[ $PYTHON == /usr/bin/python3* ]]; then
     packages+=(python3 python3-dev python3-venv)
 fi

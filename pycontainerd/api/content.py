@@ -212,6 +212,41 @@ def write_commit_request(size: int, *, expected: str, labels: Mapping[str, str])
     )
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1  # int64 on the wire: a negative value is its two's complement
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# action = WRITE (field 1, varint 1); then offset (field 5, varint) and data (field 6, bytes).
+_WRITE_ACTION = b"\x08\x01"
+_OFFSET_TAG = b"\x28"
+_DATA_TAG = b"\x32"
+
+
+def write_data_message(offset: int, data: bytes | memoryview) -> bytes:
+    """The serialised form of :func:`write_data_request` ``(offset, data)``, built directly.
+
+    Byte for byte what ``write_data_request(offset, data).SerializeToString()`` gives,
+    at about half its cost for a 1 MiB chunk: protobuf copies ``data`` into the message
+    and again into the serialised string; this joins it with its few header bytes once.
+
+    Args:
+        offset: Where ``data`` goes in the ingest.
+        data: The bytes, or a view of them with one-byte items (``memoryview(...).cast("B")``).
+    """
+    header = [_WRITE_ACTION]
+    if offset:
+        header += (_OFFSET_TAG, _varint(offset))
+    if data:
+        header += (_DATA_TAG, _varint(len(data)))
+    return b"".join((*header, data))
+
+
 def write_stat_offset(response: Any) -> int:
     """How many bytes of the ingest the daemon already holds, from the STAT answer."""
     return int(response.offset)
@@ -225,8 +260,19 @@ def write_committed_digest(response: Any) -> str | None:
     return None
 
 
+class _RawWriteStub:
+    """``Content/Write`` taking requests already serialised (see :func:`write_data_message`)."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.Write = channel.stream_stream(
+            "/containerd.services.content.v1.Content/Write",
+            request_serializer=bytes,
+            response_deserializer=content_pb2.WriteContentResponse.FromString,
+        )
+
+
 class _Ingest:
-    """The request side of one Write stream, produced on grpc's sending thread.
+    """The request side of one Write stream, produced on grpc's sending thread, serialised.
 
     The first request (STAT) goes out at once; the data waits until the caller has seen
     the STAT answer and chosen where to start (:meth:`begin`), because a resumed ingest
@@ -270,25 +316,26 @@ class _Ingest:
         self._abandoned = True
         self._go.set()
 
-    def _chunks(self) -> Iterator[bytes]:
+    def _chunks(self) -> Iterator[bytes | memoryview]:
+        # Slices of a view, not copies: write_data_message copies each into its message.
         size = self._chunk_size
         if isinstance(self._data, memoryview):
             view = self._data
             for pos in range(self._start, len(view), size):
-                yield bytes(view[pos : pos + size])
+                yield view[pos : pos + size]
             return
         for piece in self._data:
             if type(piece) is bytes and len(piece) <= size:
-                yield piece  # already a message-sized bytes object: no copy
+                yield piece
                 continue
             if not isinstance(piece, (bytes, bytearray, memoryview)):
                 raise TypeError(f"content data must yield bytes, not {type(piece).__name__}")
             view = memoryview(piece).cast("B")
             for pos in range(0, len(view), size):
-                yield bytes(view[pos : pos + size])
+                yield view[pos : pos + size]
 
-    def __iter__(self) -> Iterator[Any]:
-        yield write_stat_request(self._ref, total=self._total, expected=self._expected)
+    def __iter__(self) -> Iterator[bytes]:
+        yield write_stat_request(self._ref, total=self._total, expected=self._expected).SerializeToString()
         self._go.wait()
         if self._abandoned:
             return
@@ -309,10 +356,10 @@ class _Ingest:
                 return
             if chunk:
                 # The daemon checks a non-zero offset against its own; 0 restarts the ingest.
-                yield write_data_request(offset, chunk)
+                yield write_data_message(offset, chunk)
                 offset += len(chunk)
         self.sent = offset
-        yield write_commit_request(offset, expected=self._expected, labels=self._labels)
+        yield write_commit_request(offset, expected=self._expected, labels=self._labels).SerializeToString()
 
 
 class ContentService(Service):
@@ -588,7 +635,8 @@ class ContentService(Service):
         )
         self._conn.connect()
         # Like every stream, no default deadline: an upload's duration grows with its size.
-        call = self.stub.Write(iter(ingest), timeout=timeout, metadata=tuple(metadata) or None)
+        write: Any = self._conn.stub(_RawWriteStub).Write
+        call = write(iter(ingest), timeout=timeout, metadata=tuple(metadata) or None)
         accepted = committed = False
         try:
             try:

@@ -285,6 +285,17 @@ def test_write_stream_messages() -> None:
     )
 
 
+@pytest.mark.parametrize("offset", [0, 1, 127, 128, 300, 1 << 31, (1 << 63) - 1])
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 1 << 20])
+def test_write_data_message_is_the_protobuf_encoding(offset: int, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    message = content.write_data_message(offset, data)
+    assert message == content.write_data_request(offset, data).SerializeToString()
+    parsed = content_pb2.WriteContentRequest.FromString(message)
+    assert (parsed.action, parsed.offset, parsed.data) == (content_pb2.WRITE, offset, data)
+    assert content.write_data_message(offset, memoryview(b"ab" + data + b"cd")[2:-2]) == message
+
+
 def test_write_answers() -> None:
     assert content.write_stat_offset(content_pb2.WriteContentResponse(action=content_pb2.STAT, offset=4)) == 4
     assert content.write_committed_digest(content_pb2.WriteContentResponse(action=content_pb2.WRITE)) is None

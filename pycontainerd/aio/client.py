@@ -113,33 +113,49 @@ class Client:
         """
         return await self._api.version.version(timeout=timeout)
 
-    async def new_container(self, id: str, spec: Mapping[str, Any], *, runtime: str = "io.containerd.runc.v2",
+    async def new_container(self, id: str, spec: Mapping[str, Any] | None = None, *, image: Any = None,
+                            snapshotter: str | None = None, snapshot: str | None = None,
+                            platform: str | None = None, runtime: str = "io.containerd.runc.v2",
                             runtime_options: Any = None, bundle_dir: str | None = None,
                             labels: Mapping[str, str] | None = None, state_dir: str | None = None,
-                            timeout: float | None = None) -> Container:
-        """Create a container the libcontainerd way on a rootfs directory (see the sync ``new_container``).
+                            timeout: float | None = None, **spec_options: Any) -> Container:
+        """Create a container the libcontainerd way, on a rootfs directory or from an image.
+
+        The sync ``Client.new_container``, awaited. With ``image``, the image is prepared
+        (unpacked if needed, a snapshot of its top layer, the spec from its config) by the
+        sync client's image code in one worker thread, while the loop goes on.
 
         Args:
             id: The container id (containerd's identifier rules; checked first).
-            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`).
+            spec: The OCI runtime spec (see :func:`pycontainerd.oci.build`); required without ``image``.
+            image: An image (or its name) to run.
+            snapshotter: With ``image``: the snapshotter (default ``overlayfs``).
+            snapshot: With ``image``: the snapshot key (default: the container id).
+            platform: With ``image``: its platform to run (default: the host's).
             runtime: The runtime (shim) name.
             runtime_options: Runtime options (e.g. :class:`~pycontainerd.api.types.RuncOptions`).
             bundle_dir: Absolute bundle dir; default ``<state_dir>/<namespace>/<id>``.
             labels: Extra labels.
             state_dir: Root of default bundle dirs.
             timeout: Deadline of the Create RPC.
+            spec_options: With ``image`` and no ``spec``: ``args``, ``entrypoint``, ``env``,
+                ``cwd``, ``user`` and any other :func:`pycontainerd.oci.build` option.
 
         Returns:
             The container.
 
         Raises:
             ValueError: A bad id, bundle path or id mapping (nothing is created).
+            TypeError: Neither ``spec`` nor ``image``, or image options without ``image``.
             ConflictError: The id is in use.
+            NotFoundError: No such image.
         """
         from pycontainerd.aio.container import new_container
 
         return await new_container(self, id, spec, runtime=runtime, runtime_options=runtime_options,
-                                   bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout)
+                                   bundle_dir=bundle_dir, labels=labels, state_dir=state_dir, timeout=timeout,
+                                   image=image, snapshotter=snapshotter, snapshot=snapshot, platform=platform,
+                                   spec_options=spec_options)
 
     async def load_container(self, id: str, *, timeout: float | None = None) -> Container:
         """The container with this id.

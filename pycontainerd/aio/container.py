@@ -8,6 +8,7 @@ owner, runc options, terminal) and the bundle removal. Only the RPCs are awaited
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -127,14 +128,27 @@ async def load_container(client: Client, id: str, *, timeout: float | None = Non
     return Container(client, await _get(client, id, timeout))
 
 
-async def new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str = DEFAULT_RUNTIME,
-                        runtime_options: Any = None, bundle_dir: str | None = None,
-                        labels: Mapping[str, str] | None = None, state_dir: str | None = None,
-                        timeout: float | None = None) -> Container:
+async def new_container(client: Client, id: str, spec: Mapping[str, Any] | None, *,
+                        runtime: str = DEFAULT_RUNTIME, runtime_options: Any = None,
+                        bundle_dir: str | None = None, labels: Mapping[str, str] | None = None,
+                        state_dir: str | None = None, timeout: float | None = None, image: Any = None, snapshotter: str | None = None,
+                        snapshot: str | None = None, platform: str | None = None,
+                        spec_options: Mapping[str, Any] | None = None) -> Container:
     """Create a container record and its bundle dir (see ``Client.new_container``).
 
     On any failure, cancellation included, the bundle dir made here is removed again.
+    With ``image``, the sync client's image code prepares it (see :func:`_new_image_container`).
     """
+    if image is not None:
+        _rules.identifier(id, "container id")
+        return await _new_image_container(
+            client, id, spec=spec, image=image, snapshotter=snapshotter, snapshot=snapshot, platform=platform,
+            runtime=runtime, runtime_options=runtime_options, bundle_dir=bundle_dir, labels=labels,
+            state_dir=state_dir, timeout=timeout, spec_options=spec_options)
+    if spec_options or snapshotter is not None or snapshot is not None or platform is not None:
+        raise TypeError("spec options, snapshotter, snapshot and platform need image=")
+    if spec is None:
+        raise TypeError("new_container needs a spec or an image")
     prepared = prepare_record(client.namespace, id, spec, runtime=runtime, bundle_dir=bundle_dir,
                               labels=labels, state_dir=state_dir)
     try:
@@ -148,3 +162,34 @@ async def new_container(client: Client, id: str, spec: Mapping[str, Any], *, run
         prepared.undo(conflict=False)
         raise
     return Container(client, info)
+
+
+#: How long a cancelled image preparation may still run before its clean-up proceeds anyway.
+IMAGE_CANCEL_WAIT = 60.0
+
+
+async def _new_image_container(client: Client, id: str, *, image: Any, **options: Any) -> Container:
+    """A container from an image, made by the sync client's image code in one worker thread.
+
+    The image code (unpack, snapshot under a lease, spec from the image config, user
+    names from the image's files) is the sync client's; its RPCs and file work run in a
+    thread while the loop goes on. The step is shielded: a cancel first lets it finish
+    (bounded by :data:`IMAGE_CANCEL_WAIT`), so a clean-up then sees what it made.
+    """
+    from pycontainerd.aio._util import wait_for
+    from pycontainerd.client import Client as SyncClient
+
+    spec_options = dict(options.pop("spec_options", None) or {})
+
+    def create() -> None:
+        with SyncClient(client.address, namespace=client.namespace) as sync:
+            sync.new_container(id, options.pop("spec"), image=image, **options, **spec_options)
+
+    made = asyncio.ensure_future(asyncio.to_thread(create))
+    try:
+        await asyncio.shield(made)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await wait_for(asyncio.shield(made), IMAGE_CANCEL_WAIT)
+        raise
+    return await load_container(client, id)

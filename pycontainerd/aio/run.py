@@ -151,31 +151,6 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
     return result
 
 
-async def _new_image_container(client: Client, container_id: str, image: Any, labels: Mapping[str,
-                                                                                              str] | None,
-                               spec_options: Mapping[str, Any] | None) -> Container:
-    """A container from an image, made by the sync client's image code in one worker thread.
-
-    The image code (unpack, snapshot, lease, spec from the image config) is the sync
-    client's; its RPCs and file work run in a thread while the loop goes on. The step is
-    shielded: a cancel waits for it (bounded) so that the clean-up sees what it made.
-    """
-    from pycontainerd.client import Client as SyncClient
-
-    def create() -> None:
-        with SyncClient(client.address, namespace=client.namespace) as sync:
-            sync.new_container(container_id, None, image=image, labels=labels, **dict(spec_options or {}))
-
-    made = asyncio.ensure_future(asyncio.to_thread(create))
-    try:
-        await asyncio.shield(made)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await wait_for(asyncio.shield(made), CANCEL_CLEANUP_TIMEOUT)
-        raise
-    return await client.load_container(container_id)
-
-
 class _StreamSink:
     """An :class:`asyncio.StreamWriter` as a run's stdout/stderr: a pipe the pool fills, copied on the loop.
 
@@ -288,11 +263,8 @@ async def run_container(client: Client, container_id: str, spec: Mapping[str, An
     container: Container | None = None
     task: Task | None = None
     try:
-        if image is not None:
-            container = await _new_image_container(client, container_id, image, labels, spec_options)
-        else:
-            assert spec is not None  # rootfs runs build their spec
-            container = await new_container(client, container_id, spec, labels=labels)
+        container = await new_container(client, container_id, spec, labels=labels, image=image,
+                                        spec_options=spec_options)
         task = await container.new_task(stdio=stdio)
         status = await _run_task(client, task, timeout)
         await task.force_delete(timeout=CLEANUP_TIMEOUT)

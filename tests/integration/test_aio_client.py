@@ -343,3 +343,23 @@ async def test_run_from_an_image(client, aio_client_factory, tmp_path):
         assert await aclient.containers() == []
     # the containers' snapshots went with them
     assert {info.name for info in client.api.snapshots.list("overlayfs")} == snapshots
+
+
+async def test_new_container_from_an_image_with_spec_options(client, aio_client_factory, tmp_path):
+    from pycontainerd import testing_images as ti
+
+    name = "docker.io/test/aio-nc:1"
+    image = ti.build_image([ti.busybox_layer()], cmd=["/bin/echo", "from-image"])
+    client.import_archive(ti.write_oci_archive(tmp_path / "i.tar", {name: image}))
+    async with aio_client_factory() as aclient:
+        with pytest.raises(TypeError, match="need image"):
+            await aclient.new_container("x", {"process": {}}, args=["true"])
+        container = await aclient.new_container("img", image=name, args=["/bin/echo", "override"])
+        assert container.info.snapshot_key == "img"
+        task = await container.new_task(stdio=stdio.capture())
+        await task.start()
+        assert (await asyncio.wait_for(task.wait(), HANG)).code == 0
+        assert task.io.stdout_data == b"override\n"
+        await task.delete()
+        await container.delete()
+        assert "img" not in {info.name for info in client.api.snapshots.list("overlayfs")}

@@ -115,7 +115,6 @@ EXTRA = {
 }
 # Parameters of a shared method that differ, and why.
 PARAMS = {
-    ("Client", "new_container"): "no image=/snapshotter=/snapshot=/platform=/**spec_options (images)",
     ("Container", "new_task"): "no checkpoint_dir= (restore is not in the asyncio client yet)",
 }
 

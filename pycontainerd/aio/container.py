@@ -131,8 +131,9 @@ async def load_container(client: Client, id: str, *, timeout: float | None = Non
 async def new_container(client: Client, id: str, spec: Mapping[str, Any] | None, *,
                         runtime: str = DEFAULT_RUNTIME, runtime_options: Any = None,
                         bundle_dir: str | None = None, labels: Mapping[str, str] | None = None,
-                        state_dir: str | None = None, timeout: float | None = None, image: Any = None, snapshotter: str | None = None,
-                        snapshot: str | None = None, platform: str | None = None,
+                        state_dir: str | None = None, timeout: float | None = None, image: Any = None,
+                        snapshotter: str | None = None, snapshot: str | None = None,
+                        platform: str | None = None,
                         spec_options: Mapping[str, Any] | None = None) -> Container:
     """Create a container record and its bundle dir (see ``Client.new_container``).
 

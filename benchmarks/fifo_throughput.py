@@ -9,11 +9,16 @@ blocking, as every variant can use it) and copies it to a destination:
 * ``null``: ``/dev/null``;
 * ``pipe``: an anonymous pipe drained by a consumer process (splice to
   ``/dev/null``; it reports the byte count, which is checked);
-* ``file``: a regular file in ``--dir`` (its size is checked). Before a file
-  run the copying process touches and frees as much memory as the file will
-  take in the page cache, untimed (``--no-prefault`` skips it): in a VM with
-  free page reporting, memory freed more than ~2 s earlier costs a host page
-  fault per page on reuse, which made file runs 3-5x slower at random.
+* ``file``: a regular file in ``--dir`` (its size is checked);
+* ``append``: the same opened ``O_APPEND`` (what ``stdio.log_file`` opens):
+  splice refuses such a file, so the pump uses read/write there, and the
+  ``python-splice`` loop is not run.
+
+Before a file run the copying process touches and frees as much memory as
+the file will take in the page cache, untimed (``--no-prefault`` skips it):
+in a VM with free page reporting, memory freed more than ~2 s earlier was
+seen to cost a host page fault per page on reuse, which made file runs 3-5x
+slower at random.
 
 Variants, each run in a fresh copying process:
 
@@ -31,11 +36,16 @@ with another Python thread in the copying process running pure-Python work
 CPU is the copying thread's user+system time (``RUSAGE_THREAD``), so the
 busy thread's own CPU is not counted. Variants alternate within each
 repetition; the table shows medians over ``--repeat`` repetitions, with
-ratios to the native pump. The last line is the native pump's throughput
-over the pure-Python loop's under GIL contention.
+ratios to the native pump, then the native pump against the fastest and the
+cheapest baseline (every variant but the pump's own) per sink. The last line
+is the native pump's throughput over the pure-Python loop's under GIL
+contention. ``--json FILE`` also writes every sample, not just the medians,
+so a run that crawled shows (single runs vary by up to 2x on a shared
+machine, see ``benchmarks/README.md``).
 
 Usage: ``python benchmarks/fifo_throughput.py [--size 1G] [--repeat 5]``
-(quick: ``--size 256M --repeat 3``).
+(quick: ``--size 256M --repeat 3``; ``--dests``, ``--variants``, ``--modes``
+narrow it down).
 """
 
 from __future__ import annotations
@@ -60,7 +70,13 @@ from _common import machine, machine_line
 GIB = 1 << 30
 VARIANTS = ["native", "python-rw", "python-splice", "copyfileobj", "c-rw-32k"]
 EXTRA_VARIANTS = ["native-rw"]
-DESTS = ["null", "pipe", "file"]
+# What the native pump must match: every way to copy that is not the pump itself.
+BASELINES = ["python-rw", "python-splice", "copyfileobj", "c-rw-32k"]
+MODES = {"free": False, "contended": True}
+DESTS = ["null", "pipe", "file", "append"]
+# splice(2) refuses an O_APPEND file (EINVAL): that loop has nothing to measure there.
+UNSUPPORTED = {("append", "python-splice")}
+FILE_DESTS = ("file", "append")
 
 HELPER_C = r"""
 #define _GNU_SOURCE
@@ -273,7 +289,7 @@ def child(spec: dict[str, object]) -> None:
 
     import pycontainerd.stdio.pump  # noqa: F401
 
-    if spec["dest"] == "file" and spec["prefault"]:
+    if spec["dest"] in FILE_DESTS and spec["prefault"]:
         prefault(int(str(spec["size"])))
 
     src = os.open(str(spec["fifo"]), os.O_RDONLY | os.O_CLOEXEC)  # waits for the writer
@@ -283,7 +299,8 @@ def child(spec: dict[str, object]) -> None:
     elif dest == "pipe":
         dst = int(str(spec["pipe_fd"]))
     else:
-        dst = os.open(str(spec["file"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        append = os.O_APPEND if dest == "append" else 0
+        dst = os.open(str(spec["file"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | append, 0o600)
     stop, started = threading.Event(), threading.Event()
     busy = threading.Thread(target=busy_python, args=(stop, started))
     if spec["contended"]:
@@ -382,7 +399,7 @@ def run_once(
             drained, _ = consumer.communicate()
             if consumer.returncode != 0 or int(drained) != size:
                 raise RuntimeError(f"{variant}/{dest}: consumer got {drained.strip()} of {size} bytes")
-        if dest == "file" and target.stat().st_size != size:
+        if dest in FILE_DESTS and target.stat().st_size != size:
             raise RuntimeError(f"{variant}/{dest}: file has {target.stat().st_size} of {size} bytes")
     finally:
         if pipe_w >= 0:
@@ -393,35 +410,65 @@ def run_once(
     return Sample(gib / result["seconds"], result["cpu"] / gib)
 
 
-def report(samples: dict[tuple[bool, str, str], list[Sample]], variants: list[str], dests: list[str]) -> None:
-    """Print the median table, the targets and (last line) the contended native/python-rw ratio."""
+def report(
+    samples: dict[tuple[bool, str, str], list[Sample]],
+    variants: list[str],
+    dests: list[str],
+    modes: list[bool],
+) -> None:
+    """Print the median tables, native against the best baseline per sink, and the old targets."""
 
-    def median(contended: bool, dest: str, variant: str) -> Sample:
-        runs = samples[(contended, dest, variant)]
+    def median(contended: bool, dest: str, variant: str) -> Sample | None:
+        runs = samples.get((contended, dest, variant))
+        if not runs:
+            return None  # not measurable there (UNSUPPORTED)
         return Sample(
             statistics.median(s.gib_s for s in runs), statistics.median(s.cpu_per_gib for s in runs)
         )
 
-    for contended in (False, True):
+    for contended in modes:
         title = "GIL contended (a pure-Python thread runs beside the copy)" if contended else "GIL free"
         print(f"\n{title}")
-        print(f"{'dest':<6}{'variant':<15}{'GiB/s':>8}{'x native':>10}{'CPU s/GiB':>11}{'x native':>10}")
+        print(f"{'dest':<7}{'variant':<15}{'GiB/s':>8}{'x native':>10}{'CPU s/GiB':>11}{'x native':>10}")
         for dest in dests:
             base = median(contended, dest, variants[0])
             for variant in variants:
                 m = median(contended, dest, variant)
+                if m is None or base is None:
+                    print(f"{dest:<7}{variant:<15}{'n/a':>8}")
+                    continue
                 print(
-                    f"{dest:<6}{variant:<15}{m.gib_s:>8.2f}{m.gib_s / base.gib_s:>10.2f}"
+                    f"{dest:<7}{variant:<15}{m.gib_s:>8.2f}{m.gib_s / base.gib_s:>10.2f}"
                     f"{m.cpu_per_gib:>11.3f}{m.cpu_per_gib / base.cpu_per_gib:>10.2f}"
                 )
-    if "native" not in variants or "python-rw" not in variants:
+    baselines = [v for v in variants if v in BASELINES]
+    if "native" in variants and baselines:
+        print("\nnative against the best baseline per dest (" + ", ".join(baselines) + "), same run:")
+        for mode in modes:
+            for dest in dests:
+                nat = median(mode, dest, "native")
+                there = {v: m for v in baselines if (m := median(mode, dest, v)) is not None}
+                if nat is None or not there:
+                    continue
+                fastest = max(there, key=lambda v: there[v].gib_s)
+                cheapest = min(there, key=lambda v: there[v].cpu_per_gib)
+                speed_x = nat.gib_s / there[fastest].gib_s
+                cpu_x = nat.cpu_per_gib / there[cheapest].cpu_per_gib
+                print(
+                    f"  [{'MET ' if speed_x >= 1 and cpu_x <= 1 else 'MISS'}] "
+                    f"{'contended' if mode else 'GIL free':<9} {dest:<6} "
+                    f"throughput {speed_x:.2f}x {fastest}, CPU/GiB {cpu_x:.2f}x {cheapest}"
+                )
+    if "native" not in variants or "python-rw" not in variants or modes != [False, True]:
         return
 
     def ratios(contended: bool, field: str, other: str) -> dict[str, float]:
-        return {
-            d: getattr(median(contended, d, "native"), field) / getattr(median(contended, d, other), field)
-            for d in dests
-        }
+        out = {}
+        for d in dests:
+            nat, oth = median(contended, d, "native"), median(contended, d, other)
+            if nat is not None and oth is not None:
+                out[d] = getattr(nat, field) / getattr(oth, field)
+        return out
 
     def line(ok: bool, text: str, values: dict[str, float]) -> None:
         shown = ", ".join(f"{d} {r:.2f}x" for d, r in values.items())
@@ -457,12 +504,18 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the FIFO and the file sink live")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; also: native-rw")
-    parser.add_argument("--dests", default=",".join(DESTS), help="comma-separated subset of null,pipe,file")
+    parser.add_argument(
+        "--dests", default=",".join(DESTS), help="comma-separated subset of null,pipe,file,append"
+    )
     parser.add_argument(
         "--no-prefault",
         action="store_true",
         help="do not touch memory before a file run (see prefault() on VMs with free page reporting)",
     )
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated subset of free,contended (the GIL)"
+    )
+    parser.add_argument("--json", help="also write every sample (not just the medians) to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -474,6 +527,10 @@ def main() -> int:
     for v in variants:
         if v not in COPIERS:
             parser.error(f"unknown variant {v}")
+    for m in args.modes.split(","):
+        if m not in MODES:
+            parser.error(f"unknown mode {m}")
+    modes = [contended for name, contended in MODES.items() if name in args.modes.split(",")]
     print("machine: " + machine_line(machine(), ("cpu", "kernel", "python", "pipe-max-size")))
     print(f"size {args.size / GIB:.2f} GiB per run, {args.repeat} repetitions, medians; dir {args.dir}")
     samples: dict[tuple[bool, str, str], list[Sample]] = {}
@@ -484,16 +541,25 @@ def main() -> int:
         helper = build_helpers(build)
         for rep in range(args.repeat):
             order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
-            for contended in (False, True):
+            for contended in modes:
                 for dest in dests:
                     for variant in order:
+                        if (dest, variant) in UNSUPPORTED:
+                            continue
                         sample = run_once(
                             variant, dest, contended, args.size, build, helper, workdir, not args.no_prefault
                         )
                         samples.setdefault((contended, dest, variant), []).append(sample)
             print(f"  repetition {rep + 1}/{args.repeat} done", file=sys.stderr, flush=True)
 
-    report(samples, variants, dests)
+    report(samples, variants, dests, modes)
+    if args.json:
+        rows = [
+            {"contended": c, "dest": d, "variant": v, "gib_s": x.gib_s, "cpu_s_per_gib": x.cpu_per_gib}
+            for (c, d, v), runs in samples.items()
+            for x in runs
+        ]
+        Path(args.json).write_text(json.dumps({"size": args.size, "samples": rows}, indent=1) + "\n")
     return 0
 
 

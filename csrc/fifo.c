@@ -9,6 +9,7 @@
  * direction on exactly that inode.
  */
 #include "fifo.h"
+#include "nofollow.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -30,53 +31,10 @@ static int open_retry(int dirfd, const char *name, int flags)
     return fd;
 }
 
-/* pcd_open_dir: open the directory `path` (absolute) as an O_PATH fd without
- * following a symlink in ANY component.
- *
- * Walks from "/" with openat(parent, component, O_PATH|O_DIRECTORY|O_NOFOLLOW):
- * open(2) with O_NOFOLLOW guards only the last component, and in a
- * user-namespace bundle the remapped root owns directories above the FIFO
- * directory, so it could swap any of them for a symlink between our check and
- * our use.  This is the same rule the bundle walk applies (csrc/bundle.c): a
- * path the bundle walk made can always be opened here.
- *
- * Returns the fd, or -errno: -ELOOP when a component is a symlink, -ENOTDIR
- * for another non-directory, -ENOENT when missing, -EINVAL for a relative
- * path or a "." / ".." component, -ENAMETOOLONG beyond PATH_MAX.
- */
+/* pcd_open_dir: the no-follow walk of csrc/nofollow.h (its contract). */
 int pcd_open_dir(const char *path)
 {
-    char buf[PATH_MAX];
-    char *p, *save = NULL;
-    int dirfd, next, err;
-    struct stat st;
-
-    if (path[0] != '/')
-        return -EINVAL;
-    if (strlen(path) >= sizeof buf)
-        return -ENAMETOOLONG;
-    strcpy(buf, path);
-    dirfd = open_retry(AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return -errno;
-    for (p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
-            close(dirfd);
-            return -EINVAL;
-        }
-        next = open_retry(dirfd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0) {
-            err = errno;
-            /* O_PATH|O_NOFOLLOW opens a symlink itself; with O_DIRECTORY that is ENOTDIR. */
-            if (err == ENOTDIR && fstatat(dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                err = ELOOP;
-            close(dirfd);
-            return -err;
-        }
-        close(dirfd);
-        dirfd = next;
-    }
-    return dirfd;
+    return pcd_nofollow_open_dir(path);
 }
 
 /* Format "/proc/self/fd/<fd>" into buf; cannot fail for size >= 32. */

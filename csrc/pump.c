@@ -453,10 +453,14 @@ bool pump_run_stream(struct pump *p, struct stream *s)
             } else {
                 if (n == -EPIPE)
                     p->saw_epipe = true;
-                /* splice does not say which side failed: a failing source
-                 * fails again on the next read and ends the stream there. */
-                dst_failed(p, s, (int)-n);
-                return true;
+                /* splice does not say which side failed, and it checks the
+                 * destination before the source: from an empty source at EOF
+                 * into a pipe without readers it fails with EPIPE, into a
+                 * read-only file with EBADF, although no byte is lost. The
+                 * read/write path settles both: a failing source fails its
+                 * read, EOF ends the stream cleanly, and a byte that cannot
+                 * be written fails with the destination's own errno. */
+                s->splice = false;
             }
             continue;
         }
@@ -574,22 +578,29 @@ void pump_setup_stream(struct pump *p, struct stream *s, struct pcd_pump_stream 
  * buffers are enlarged (F_SETPIPE_SZ) once a stream waits or has moved 1 MiB,
  * unless PCD_PUMP_NO_RESIZE.
  *
- * pcd_pump_drain also watches drain_fd (-1: none): once it is readable, a
- * stream whose source holds no more bytes (FIONREAD) and whose bytes were all
- * written ends as if at EOF (done, err 0). This is the end of a process's
+ * pcd_pump_drain also watches drain_fd (-1: none; not cancel_fd, which
+ * epoll_ctl refuses with EEXIST): once it is readable, a stream whose source
+ * holds no more bytes (FIONREAD, and poll() for a tty) and whose bytes were
+ * all written ends as if at EOF (done, err 0). This is the end of a process's
  * output when its pipes see no EOF at exit (the handoff: the shim holds the
  * write ends until Delete, and no writer is left). A destination that blocks
  * keeps the stream going, still cancellable. */
 /* Whether a drained stream is finished: nothing of it is buffered here and its
  * source holds no bytes. FIONREAD on a pipe is taken under the pipe's lock, so
- * a splice is never half-seen. A source that cannot say (not a pipe or
- * socket) counts as empty once the loop last saw it would block. */
+ * a splice is never half-seen. On a tty FIONREAD counts only the line
+ * discipline's queue, not input a kernel worker has yet to move there from
+ * the tty's flip buffer (a pty slave's write returns before that happens);
+ * poll() runs that worker first, so a tty that FIONREAD calls empty is asked
+ * again with poll(). A source that cannot say (not a pipe, socket or tty)
+ * counts as empty once the loop last saw it would block. */
 bool pump_drained(struct pump *p, struct stream *s)
 {
     if (s->len > 0)
         return false;
     int unread = 0;
     if (ioctl(s->io->src, FIONREAD, &unread) == 0) {
+        if (unread == 0 && s->skind == K_TTY && p->fds[s->si].pollable && poll_now(s->io->src, POLLIN) > 0)
+            unread = 1; /* input, a hangup or an error: the read settles which */
         if (unread > 0) {
             p->fds[s->si].in_ready = true; /* read it, whatever the edge said */
             return false;

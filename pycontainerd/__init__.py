@@ -31,10 +31,14 @@ if TYPE_CHECKING:
     from pycontainerd import errors as errors
     from pycontainerd import events as events
     from pycontainerd import idmap as idmap
+    from pycontainerd import images as images
     from pycontainerd import oci as oci
+    from pycontainerd import registry as registry
     from pycontainerd import stdio as stdio
     from pycontainerd import task as task
     from pycontainerd import testing as testing
+    from pycontainerd import testing_images as testing_images
+    from pycontainerd import testing_registry as testing_registry
     from pycontainerd import typeurl as typeurl
     from pycontainerd._run import CompletedContainer, cleanup_runs, run
     from pycontainerd.api.types import ExitStatus, Status
@@ -83,8 +87,8 @@ _LAZY = {
 
 # Public submodules, reachable as attributes after ``import pycontainerd`` (pycontainerd.stdio.null()).
 _SUBMODULES = frozenset({
-    "api", "bundle", "client", "container", "daemon", "errors", "events", "idmap", "oci", "stdio", "task",
-    "testing", "typeurl",
+    "api", "bundle", "client", "container", "daemon", "errors", "events", "idmap", "images", "oci",
+    "registry", "stdio", "task", "testing", "testing_images", "testing_registry", "typeurl",
 })
 
 

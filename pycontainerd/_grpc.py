@@ -61,7 +61,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # A hung shim blocks every call to its task, so unary calls always carry a deadline.
 DEFAULT_TIMEOUT = 60.0
 
-_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 Metadata = Sequence[tuple[str, str]]
 T = TypeVar("T")
@@ -223,20 +223,30 @@ class _SharedChannel:
             channel.close()
 
 
+def health_check_method(channel: grpc.Channel) -> Any:
+    """The callable for ``grpc.health.v1.Health/Check`` on ``channel``: the one place it is built.
+
+    Both the connection's probe below and ``api.health.HealthStub`` call through it.
+    """
+    # Imported here: only connect(), the daemon's readiness probe and api.health need it.
+    from pycontainerd._proto.health.v1 import health_pb2
+
+    return channel.unary_unary(
+        HEALTH_CHECK,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+
+
 def _health_check(channel: grpc.Channel, *, timeout: float | None, wait_for_ready: bool) -> bool:
     """The one health check: ``grpc.health.v1.Health/Check``; True when the answer is SERVING.
 
     Raises:
         grpc.RpcError: The call failed.
     """
-    # Imported here: only connect() and the daemon's readiness probe need it.
     from pycontainerd._proto.health.v1 import health_pb2
 
-    check = channel.unary_unary(
-        _HEALTH_CHECK,
-        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-        response_deserializer=health_pb2.HealthCheckResponse.FromString,
-    )
+    check = health_check_method(channel)
     response = check(health_pb2.HealthCheckRequest(), timeout=timeout, wait_for_ready=wait_for_ready)
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 

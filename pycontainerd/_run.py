@@ -110,6 +110,8 @@ def run(
     client: Client | None = None,
     spec_options: Mapping[str, Any] | None = None,
     handoff: bool | None = None,
+    pull: str = "missing",
+    pull_options: Mapping[str, Any] | None = None,
 ) -> CompletedContainer:
     """Run ``args`` in a new container on ``rootfs`` or from ``image``, wait for it, delete the container.
 
@@ -137,6 +139,12 @@ def run(
         handoff: Zero-copy stdout/stderr (:func:`pycontainerd.stdio.handoff`): ``None``
             (default) uses it when it applies (no ``stdin``, no ``tty``, helper built), else
             FIFOs; ``True`` requires it; ``False`` always uses FIFOs. The bytes are the same.
+        pull: With an image name: ``"missing"`` (default) pulls it when there is no
+            such image (as written, or normalised: ``alpine`` is
+            ``docker.io/library/alpine:latest``), ``"always"`` pulls it first,
+            ``"never"`` does not pull.
+        pull_options: Keyword arguments of ``Client.pull`` for that pull (``plain_http``,
+            ``auth``, ``ca_file``, ``platform``, ...).
 
     Returns:
         The completed container.
@@ -176,6 +184,9 @@ def run(
                             cwd=cwd, user=user, tty=tty, hostname=hostname, spec_options=spec_options)
             result = run_container(client, container_id, spec, stdio, timeout=timeout)
         else:
+            from pycontainerd.registry.pull import ensure_image
+
+            image = ensure_image(client, image, pull, pull_options)
             options = dict(spec_options or {}, args=list(args) or None, env=env, cwd=cwd, user=user, tty=tty,
                            hostname=hostname)
             result = run_container(client, container_id, None, stdio, timeout=timeout, image=image,
@@ -344,8 +355,9 @@ def _remove(container: Container) -> None:
         container.delete(timeout=CLEANUP_TIMEOUT)
 
 
-def start_container(client: Client, container_id: str, spec: Mapping[str, Any], stdio: Stdio, *,
-                    state_dir: str | None = None, runtime_options: Any = None) -> Task:
+def start_container(client: Client, container_id: str, spec: Mapping[str, Any] | None, stdio: Stdio, *,
+                    state_dir: str | None = None, runtime_options: Any = None, image: Any = None,
+                    spec_options: Mapping[str, Any] | None = None) -> Task:
     """Create a container and its task and start it, without waiting (``pycontainerd run -d``).
 
     On failure nothing is left: the task (if created) and the container are removed.
@@ -353,16 +365,18 @@ def start_container(client: Client, container_id: str, spec: Mapping[str, Any], 
     Args:
         client: The client (namespace) to run in.
         container_id: The container id.
-        spec: The OCI runtime spec.
+        spec: The OCI runtime spec; ``None`` with ``image``.
         stdio: How stdio is wired (typically :func:`pycontainerd.stdio.null`).
         state_dir: Root of the bundle directory (see ``Client.new_container``).
         runtime_options: The runtime's options (see ``Client.new_container``).
+        image: Run from this image instead of a spec's rootfs (see ``Client.new_container``).
+        spec_options: With ``image``: ``oci.build`` options over the image's config.
 
     Returns:
         The started task.
     """
     container = new_container(client, container_id, spec, state_dir=state_dir,
-                              runtime_options=runtime_options)
+                              runtime_options=runtime_options, image=image, spec_options=spec_options)
     try:
         task = container.new_task(stdio=stdio)
         task.start()  # a failed start removes its task itself

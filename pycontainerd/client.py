@@ -9,17 +9,19 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from pycontainerd import _address
 from pycontainerd._grpc import DEFAULT_CONNECT_TIMEOUT, Connection
 from pycontainerd.api import API
-from pycontainerd.api.types import Version
+from pycontainerd.api.types import Descriptor, Version
 
 if TYPE_CHECKING:
     from pycontainerd.container import Container
     from pycontainerd.images import Image
+    from pycontainerd.registry.credentials import AuthSource
+    from pycontainerd.registry.progress import Progress
 
 __all__ = ["Client"]
 
@@ -222,6 +224,7 @@ class Client:
         platform: str | None = None,
         unpack: bool = True,
         snapshotter: str = "overlayfs",
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Image]:
         """Import an OCI image layout tar or a ``docker save`` tar, as ``ctr images import`` does.
 
@@ -239,6 +242,10 @@ class Client:
             platform: ``"os/arch[/variant]"`` to keep; default the host's.
             unpack: Unpack the layers into ``snapshotter`` (skipping existing snapshots).
             snapshotter: The snapshotter to unpack into.
+            progress: ``progress(file, done, size)``, called as each file of the archive
+                is read (``done`` bytes of ``size``), and once with ``done == size`` when
+                it is stored (also when the store already had it and it was skipped).
+                It runs in the calling thread; an exception it raises ends the import.
 
         Returns:
             The images, in archive order (one per name).
@@ -260,7 +267,38 @@ class Client:
         from pycontainerd.images.importer import import_archive
 
         return import_archive(self, source, name=name, platform=platform,
-                              unpack_into=snapshotter if unpack else None)
+                              unpack_into=snapshotter if unpack else None, progress=progress)
+
+    def export_archive(
+        self,
+        images: Sequence[Image | str],
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        platforms: Sequence[str] | None = None,
+    ) -> None:
+        """Write images to an OCI image layout tar that ``ctr images import`` and ``docker load`` take.
+
+        Each blob is streamed from the content store into the tar once (never held in
+        memory); ``index.json`` has one entry per image, named as containerd's exporter
+        names it, and Docker's ``manifest.json`` is included. Only the manifests of
+        ``platforms`` (and their configs and layers) are written. See
+        :mod:`pycontainerd.images.exporter`.
+
+        Args:
+            images: The images, or their names.
+            dest: A path (written to a temporary file beside it and renamed, so a
+                failure leaves nothing), or a writable binary stream (a pipe will do).
+            platforms: ``"os/arch[/variant]"`` strings to include; default the host's.
+
+        Raises:
+            ValueError: No images, or a malformed platform.
+            NotFoundError: No image of a given name.
+            NoMatchingPlatformError: An image has nothing for the platforms (lists what it offers).
+            MissingBlobError: A blob a selected manifest needs is not in the content store.
+        """
+        from pycontainerd.images.exporter import export_archive
+
+        export_archive(self, images, dest, platforms=platforms)
 
     def get_image(self, name: str) -> Image:
         """The image ``name`` (its content is read on first use).
@@ -301,6 +339,117 @@ class Client:
         from pycontainerd.images.store import tag
 
         return tag(self, source, target, force=force)
+
+    # -- registries (see pycontainerd.registry) -------------------------------------
+    def pull(
+        self,
+        ref: str,
+        *,
+        platform: str | None = None,
+        unpack: bool = True,
+        snapshotter: str | None = None,
+        auth: AuthSource | None = None,
+        plain_http: bool = False,
+        ca_file: str | None = None,
+        progress: Progress | None = None,
+        max_concurrent: int = 3,
+        timeout: float = 60.0,
+    ) -> Image:
+        """Pull an image from a registry, as containerd's client-side pull (``ctr images pull``) does.
+
+        The reference is normalised as docker does (``alpine`` is
+        ``docker.io/library/alpine:latest``) and names the image record. An index
+        resolves to the manifest for ``platform``; its config and layers are streamed
+        into the content store (verified against their digests; ``max_concurrent`` at a
+        time; a broken connection resumed with a Range request; what the store has is not
+        downloaded) and unpacked in order while later layers still download. Everything
+        is written under a lease deleted at the end; a failed pull leaves nothing behind.
+        See :mod:`pycontainerd.registry.pull`.
+
+        Args:
+            ref: The image reference.
+            platform: ``"os/arch[/variant]"``; default the host's.
+            unpack: Unpack the layers into ``snapshotter``.
+            snapshotter: The snapshotter (default ``overlayfs``).
+            auth: :class:`~pycontainerd.registry.Credentials`, ``(user, password)``, or a
+                function of the registry host; default: the Docker config's
+                (``$DOCKER_CONFIG``, ``~/.docker/config.json``, credential helpers).
+            plain_http: Speak HTTP, not HTTPS, to the registry.
+            ca_file: A PEM file of CAs to trust besides the system's.
+            progress: Called with each :class:`~pycontainerd.registry.ProgressEvent`.
+            max_concurrent: Blobs downloaded at once.
+            timeout: Seconds to connect, and between two reads of an answer.
+
+        Returns:
+            The image.
+
+        Raises:
+            InvalidReferenceError: ``ref`` is not a reference (a ``ValueError`` naming the rule).
+            RegistryNotFoundError: No such repository, tag or manifest (a ``NotFoundError``).
+            RegistryAuthError: Credentials needed, or refused.
+            RegistryUnavailableError: The registry cannot be reached or keeps failing.
+            BlobMismatchError: Content that does not match its digest or size.
+            ManifestTooLargeError: A manifest over 4 MiB.
+            UnsupportedManifestError: A docker schema 1 image.
+            NoMatchingPlatformError: Nothing for the platform.
+            SnapshotterError: The daemon has no such snapshotter.
+        """
+        from pycontainerd.registry.pull import pull
+
+        unpack_into = (snapshotter or "overlayfs") if unpack else None
+        return pull(self, ref, platform=platform, unpack_into=unpack_into, auth=auth,
+                    plain_http=plain_http, ca_file=ca_file, progress=progress,
+                    max_concurrent=max_concurrent, timeout=timeout)
+
+    def push(
+        self,
+        image: Image | str,
+        ref: str | None = None,
+        *,
+        platform: str | None = None,
+        auth: AuthSource | None = None,
+        plain_http: bool = False,
+        ca_file: str | None = None,
+        progress: Progress | None = None,
+        max_concurrent: int = 3,
+        chunk_size: int = 64 << 20,
+        timeout: float = 60.0,
+    ) -> Descriptor:
+        """Push an image to a registry, as ``ctr images push`` does.
+
+        Blobs first (each checked with HEAD; mounted from another repository of the
+        registry when the blob came from one; else uploaded in one request, or in
+        ``chunk_size`` pieces when larger), then manifests, then indexes, and the root
+        under the reference's tag. See :mod:`pycontainerd.registry.push`.
+
+        Args:
+            image: The image, or its name.
+            ref: Where to push (default: the image's name), normalised as for :meth:`pull`.
+            platform: Push only this platform's manifest (needed for a multi-platform
+                image whose other platforms' content is not in the store).
+            auth: As for :meth:`pull`.
+            plain_http: Speak HTTP, not HTTPS, to the registry.
+            ca_file: A PEM file of CAs to trust besides the system's.
+            progress: Called with each :class:`~pycontainerd.registry.ProgressEvent`.
+            max_concurrent: Blobs uploaded at once.
+            chunk_size: Blobs larger than this are uploaded in chunks of this size.
+            timeout: Seconds to connect, and between two reads of an answer.
+
+        Returns:
+            The descriptor of what the reference now names (manifest or index).
+
+        Raises:
+            NotFoundError: No such image.
+            InvalidReferenceError: ``ref`` is not a reference.
+            MissingBlobError: Content of the image is not in the store.
+            NoMatchingPlatformError: Nothing for ``platform``.
+            RegistryAuthError, RegistryDeniedError: Not allowed to push.
+            RegistryUnavailableError: The registry cannot be reached or keeps failing.
+        """
+        from pycontainerd.registry.push import push
+
+        return push(self, image, ref, platform=platform, auth=auth, plain_http=plain_http, ca_file=ca_file,
+                    progress=progress, max_concurrent=max_concurrent, chunk_size=chunk_size, timeout=timeout)
 
     def close(self) -> None:
         """Close the channel, for this client and every view sharing it. Idempotent."""

@@ -60,6 +60,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The socket directory lies in a bundle whose upper directories a remapped
+ * container root may own and swap for symlinks. */
+#include "../nofollow.h"
+
 #define FD_STDOUT 3
 #define FD_STDERR 4
 #define FD_READY 5
@@ -251,47 +255,6 @@ static int publish(struct listener *l)
     return 0;
 }
 
-/* Open the directory `dir` (absolute) as an O_PATH fd, walking from "/" with
- * O_NOFOLLOW at every component: the socket directory lies in a bundle whose
- * upper directories a remapped container root may own and swap for symlinks.
- * The same rule as pcd_open_dir in csrc/fifo.c.  Returns the fd or -errno
- * (-ELOOP for a symlink component). */
-static int open_dir_nofollow(const char *dir)
-{
-    char buf[PATH_MAX];
-    char *p, *save = NULL;
-    int fd, next, err;
-    struct stat st;
-
-    if (dir[0] != '/' || strlen(dir) >= sizeof(buf))
-        return -EINVAL;
-    strcpy(buf, dir);
-    do {
-        fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    for (p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
-            close(fd);
-            return -EINVAL;
-        }
-        do {
-            next = openat(fd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        } while (next < 0 && errno == EINTR);
-        if (next < 0) {
-            err = errno;
-            if (err == ENOTDIR && fstatat(fd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                err = ELOOP;
-            close(fd);
-            return -err;
-        }
-        close(fd);
-        fd = next;
-    }
-    return fd;
-}
-
 /* Create the listening socket at path, mode 0600, owned by owner.
  * The socket is bound under a temporary name, listening and verified before
  * it is renamed into place, so a client that sees the path can connect
@@ -319,7 +282,7 @@ static int listener_open(struct listener *l, const char *path, uid_t owner)
         dlen = 1; /* "/name" lives in "/" */
     memcpy(dir, path, dlen);
     dir[dlen] = '\0';
-    l->dirfd = open_dir_nofollow(dir);
+    l->dirfd = pcd_nofollow_open_dir(dir);
     if (l->dirfd < 0) {
         logmsg("open %s: %s", dir, strerror(-l->dirfd));
         l->dirfd = -1;

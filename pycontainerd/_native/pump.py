@@ -30,7 +30,8 @@ def pump(
             copy, or ``-1``.
         flags: ``NO_SPLICE``, ``NO_RESIZE`` and/or ``DISCARD_ON_ERROR``.
         drain_fd: A descriptor (an eventfd) whose readability makes every pair
-            end once its source is empty and its bytes are written, or ``-1``.
+            end once its source is empty and its bytes are written, or ``-1``;
+            not ``cancel_fd`` (that fails with ``FileExistsError``).
 
     Returns:
         ``(cancelled, outcomes)``, one ``(nbytes, errno, done, dropped)`` per
@@ -40,7 +41,8 @@ def pump(
         (EOF or error) before a cancel, and the bytes read but not delivered.
 
     Raises:
-        OSError: The loop itself failed (bad ``cancel_fd``, no memory).
+        OSError: The loop itself failed (bad ``cancel_fd`` or ``drain_fd``,
+            both the same, no memory).
     """
     streams = FFI.new("struct pcd_pump_stream[]", max(len(pairs), 1))
     for i, (src, dst) in enumerate(pairs):

@@ -87,7 +87,8 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
               user: str | int | tuple[int, int] | None = None, hostname: str | None = None,
               timeout: float | None = None, client: Client | None = None,
               spec_options: Mapping[str, Any] | None = None,
-              handoff: bool | None = None) -> CompletedContainer:
+              handoff: bool | None = None, pull: str = "missing",
+              pull_options: Mapping[str, Any] | None = None) -> CompletedContainer:
     """Run ``args`` in a new container on ``rootfs``, wait, delete it: :func:`pycontainerd.run`, awaited.
 
     Args:
@@ -111,6 +112,8 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
         client: The client to use; default: one from the environment, closed at the end.
         spec_options: Further keyword options for :func:`pycontainerd.oci.build`.
         handoff: The zero-copy handoff: ``None`` where it applies, ``True`` required, ``False`` never.
+        pull: Taken for the sync signature's sake; it applies to ``image=`` only.
+        pull_options: As ``pull``.
 
     Returns:
         The completed container.

@@ -526,6 +526,7 @@ class ContentService(Service):
         metadata: Metadata = (),
         total: int | None = None,
         resume: Callable[[int], Iterable[bytes]] | None = None,
+        keep_partial: tuple[type[BaseException], ...] = (),
     ) -> Descriptor:
         """Upload a blob and commit it (the Content/Write STAT, WRITE..., COMMIT protocol).
 
@@ -555,6 +556,9 @@ class ContentService(Service):
                 offset of a partial upload the daemon holds under ``ref`` (0 < offset <=
                 total); returns the bytes from that offset on, which are sent instead of
                 ``data``. Without it a partial upload is restarted.
+            keep_partial: Exception types which, raised while iterating ``data``, leave
+                the partial upload under ``ref`` for a later ``resume`` instead of
+                aborting it (a download that broke; the daemon's lease keeps it).
 
         Returns:
             A descriptor with the committed digest and size.
@@ -620,7 +624,8 @@ class ContentService(Service):
         except BaseException:
             ingest.abandon()
             call.cancel()
-            if accepted and not committed:
+            kept = keep_partial and isinstance(ingest.failure, keep_partial)
+            if accepted and not committed and not kept:
                 self._abort_quietly(ref, metadata)
             raise
         ingest.abandon()

@@ -13,12 +13,12 @@ from typing import Any
 import grpc
 
 from pycontainerd import errors
-from pycontainerd._grpc import Metadata, Service
+from pycontainerd._grpc import HEALTH_CHECK, Metadata, Service, health_check_method
 from pycontainerd._proto.health.v1 import health_pb2
 
 __all__ = ["HealthService", "HealthStub", "ServingStatus"]
 
-CHECK_METHOD = "/grpc.health.v1.Health/Check"
+CHECK_METHOD = HEALTH_CHECK
 
 
 class HealthStub:
@@ -29,11 +29,7 @@ class HealthStub:
     """
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self.Check: Any = channel.unary_unary(
-            CHECK_METHOD,
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
+        self.Check: Any = health_check_method(channel)
 
 
 class ServingStatus(enum.Enum):

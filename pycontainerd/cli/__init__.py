@@ -8,6 +8,7 @@ unexpected error). Modules:
 
 * ``_app``: argument parsing and value checks (no client imports);
 * ``_commands``: one function per command;
+* ``_images``: the ``images`` actions (and finding an image by a short name);
 * ``_output``: tables, ``--json``, the error line;
 * ``_terminal``: raw mode and SIGWINCH for ``-t``;
 * ``_embedded``: the embedded private containerd (``daemon start|stop|status``);

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from pycontainerd import _rules
+from pycontainerd.cli import _registry
 
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "parse"]
 
@@ -25,6 +26,8 @@ EXIT_USAGE = 2
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]?)(i?[bB]?)\s*$")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
+# A user or group name as /etc/passwd and /etc/group hold them (no ':', whitespace or NUL).
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$")
 
 _ALIASES = {"tasks": "ps", "ls": "containers"}
 _DESCRIPTION = "pycontainerd: run and manage containers through containerd (a fast, typed client)."
@@ -37,11 +40,21 @@ exit status: run/exec return the container's (128+N when killed by signal N) and
   pycontainerd itself fails; other commands 0 on success, 1 on failure; 2 for usage errors.
 """
 _RUN_EPILOG = """\
-IMAGE: pycontainerd cannot run images yet (the library has no image/snapshot support);
-  give a root filesystem directory with --rootfs (`pycontainerd rootfs busybox DIR` makes one).
+IMAGE: an image name (`pycontainerd images import FILE` imports one; `busybox` also finds
+  docker.io/library/busybox:latest); it is unpacked if needed, and without CMD the image's
+  own command runs. Or a root filesystem directory with --rootfs (`pycontainerd rootfs
+  busybox DIR` makes one).
 examples:
+  pycontainerd run --rm docker.io/library/busybox:latest hello -- echo hello
+  pycontainerd run --rm -u nobody busybox whoami -- id -un
   pycontainerd run --rm --rootfs /srv/busybox hello -- echo hello
   pycontainerd run --rm -t -i --rootfs /srv/busybox shell -- sh
+"""
+_IMAGES_EPILOG = """\
+examples:
+  pycontainerd images import busybox.tar          (OCI layout or docker save; '-' reads stdin)
+  pycontainerd images ls --json
+  pycontainerd images export out.tar docker.io/library/busybox:latest
 """
 
 
@@ -129,6 +142,22 @@ def user(text: str) -> tuple[int, int]:
     return _uint(uid, "uid", text), (_uint(gid, "gid", text) if sep else 0)
 
 
+def user_spec(text: str) -> str:
+    """Check ``USER[:GROUP]``: each a number in range or a name (names need an image to resolve).
+
+    Raises:
+        argparse.ArgumentTypeError: An empty part, a number out of range, a malformed name.
+    """
+    for part, what in zip(text.split(":", 1), ("uid", "gid"), strict=False):
+        if part.isdigit():
+            _uint(part, what, text)
+        elif not _ACCOUNT_NAME.match(part):
+            raise argparse.ArgumentTypeError(
+                f"invalid {what} in {text!r}: must be a number 0..{_rules.MAX_USER_ID} or a name"
+            )
+    return text
+
+
 def userns(text: str) -> tuple[int, int, int]:
     """Parse ``UID:GID:SIZE``: container root maps to host uid UID and gid GID, SIZE ids each.
 
@@ -200,6 +229,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def platform_spec(text: str) -> str:
+    """Check ``os/arch[/variant]`` (or just ``arch``)."""
+    parts = text.split("/")
+    if not 1 <= len(parts) <= 3 or not all(parts) or any(c.isspace() or c == "\0" for c in text):
+        raise argparse.ArgumentTypeError(
+            f"invalid platform {text!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
+        )
+    return text
+
+
 def positive_int(text: str) -> int:
     """A positive integer."""
     if not text.isdigit() or int(text) < 1:
@@ -262,6 +301,10 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     )
     _process_flags(run)
     run.add_argument("--rootfs", type=absolute_dir_path, metavar="DIR", help="root filesystem directory")
+    run.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
+                     help="pull the image first: when it is not local (default), always, or never")
+    run.add_argument("--plain-http", action="store_true", help="pull over HTTP, not HTTPS")
+    run.add_argument("--ca-file", metavar="FILE", help="PEM file of CAs to trust for the pull")
     run.add_argument("--memory", "-m", type=byte_size, metavar="BYTES", help="memory limit (e.g. 64M)")
     run.add_argument("--cpus", type=cpus, metavar="N", help="CPU limit (e.g. 0.5)")
     run.add_argument("--hostname", type=hostname, help="the container's hostname")
@@ -275,7 +318,7 @@ def _add_run(run: argparse.ArgumentParser) -> None:
         "refs",
         nargs="+",
         metavar="[IMAGE] ID [CMD]",
-        help="the container id (after IMAGE when --rootfs is not given)",
+        help="the image (unless --rootfs is given), then the container id",
     )
 
 
@@ -337,6 +380,52 @@ def _add_daemon(daemon: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_images(images: argparse.ArgumentParser) -> None:
+    actions = images.add_subparsers(
+        dest="images_action", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    common = [_common(suppress=True)]
+
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=text, description=text, parents=common)
+
+    def snapshotter(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--snapshotter", default="overlayfs", help="the snapshotter (default overlayfs)")
+
+    def platform(parser: argparse.ArgumentParser, what: str) -> None:
+        parser.add_argument("--platform", type=platform_spec, metavar="OS/ARCH[/VARIANT]",
+                            help=f"{what} (default: this machine's)")
+
+    ls = action("ls", "list images: name, digest, size, platforms, whether unpacked")
+    snapshotter(ls)
+    ls.add_argument("filters", nargs="*", metavar="FILTER", help="containerd filters, e.g. 'name~=busybox'")
+    inspect = action("inspect", "show images' target, manifest, config and layers (JSON)")
+    snapshotter(inspect)
+    platform(inspect, "the platform to show")
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    rm = action("rm", "delete image records (what only they used is garbage collected)")
+    rm.add_argument("--sync", action="store_true", help="return after the garbage collection")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    tag = action("tag", "give an image another name")
+    tag.add_argument("-f", "--force", action="store_true", help="re-point TARGET if it names an image")
+    tag.add_argument("source", metavar="SOURCE")
+    tag.add_argument("target", metavar="TARGET")
+    import_ = action("import", "import an OCI image layout or docker save tar (gzip too; '-': stdin)")
+    import_.add_argument("--name", help="the name of the archive's single image (replaces its own)")
+    platform(import_, "the platform to keep and unpack")
+    import_.add_argument("--no-unpack", action="store_true", help="do not unpack the layers")
+    snapshotter(import_)
+    import_.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    import_.add_argument("file", metavar="FILE")
+    export = action("export", "write images to an OCI layout tar with docker's manifest.json ('-': stdout)")
+    export.add_argument(
+        "--platform", type=platform_spec, action="append", default=[], metavar="OS/ARCH[/VARIANT]",
+        help="a platform to include (repeatable; default: this machine's)",
+    )
+    export.add_argument("file", metavar="FILE")
+    export.add_argument("names", nargs="+", metavar="NAME")
+
+
 def _add_rootfs(rootfs: argparse.ArgumentParser) -> None:
     rootfs.add_argument("kind", choices=["busybox"])
     rootfs.add_argument("dir", type=absolute_dir_path, metavar="DIR")
@@ -344,7 +433,7 @@ def _add_rootfs(rootfs: argparse.ArgumentParser) -> None:
 
 # argparse would render run's positional "refs" as "[IMAGE] ID [CMD] [[IMAGE] ID [CMD] ...]".
 _USAGE = {
-    "run": "%(prog)s [OPTIONS] --rootfs DIR ID [--] CMD [ARG...]",
+    "run": "%(prog)s [OPTIONS] (IMAGE | --rootfs DIR) ID [--] [CMD [ARG...]]",
     "exec": "%(prog)s [OPTIONS] ID EXEC_ID [--] CMD [ARG...]",
 }
 # name -> (help, aliases, epilog, what adds its arguments), in the order --help lists them.
@@ -361,8 +450,13 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...], str | None, Callable[[argparse.
     "events": ("print task events as they happen (one line each; Ctrl-C stops)", (), None, _add_nothing),
     "version": ("print client and daemon versions", (), None, _add_nothing),
     "bench": ("run the end-to-end benchmarks against ctr (needs a source checkout)", (), None, _add_bench),
+    "images": ("list, inspect, remove, tag, import and export images", (), _IMAGES_EPILOG, _add_images),
     "daemon": ("manage the embedded private containerd", (), None, _add_daemon),
     "rootfs": ("build a root filesystem for demos and tests", (), None, _add_rootfs),
+    "pull": ("pull an image from a registry", (), None, _registry.add_pull),
+    "push": ("push an image to a registry", (), None, _registry.add_push),
+    "login": ("save registry credentials in the Docker config", (), None, _registry.add_login),
+    "logout": ("remove registry credentials from the Docker config", (), None, _registry.add_logout),
 }
 
 
@@ -434,9 +528,10 @@ def _process_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--user",
         "-u",
-        type=user,
-        metavar="UID[:GID]",
-        help="numeric user (default: 0:0 for run, the container's for exec)",
+        type=user_spec,
+        metavar="USER[:GROUP]",
+        help="numeric UID[:GID]; names too when running an IMAGE (looked up in its /etc/passwd "
+        "and /etc/group) (default: the image's user, 0:0 with --rootfs, the container's for exec)",
     )
 
 
@@ -554,7 +649,13 @@ def _resolve_process_refs(args: argparse.Namespace, tail: list[str] | None) -> N
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"{exc} (see '{prog} --help')") from None
     args.cmd = cmd + (tail or [])
-    if not args.cmd:
+    if args.user is not None and not (args.command == "run" and args.image is not None):
+        # Only an image has the /etc/passwd that names are looked up in.
+        try:
+            args.user = user(args.user)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{exc} (user names need an IMAGE)") from None
+    if not args.cmd and not (args.command == "run" and args.image is not None):
         raise UsageError(
             f"no command given: put it after '--', e.g. '{prog} ... {ids[-1]} -- sh' (see '{prog} --help')"
         )

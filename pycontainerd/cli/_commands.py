@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd import _address
-from pycontainerd.cli import _output
+from pycontainerd.cli import _output, _registry
 from pycontainerd.cli._app import EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -216,31 +216,32 @@ def _with_console_size(process_spec: dict[str, Any], tty: bool) -> None:
 
 
 def cmd_run(ctx: Context) -> int:
-    """``run``: create a container on a rootfs directory, run it, return its exit status.
+    """``run``: create a container from an image or on a rootfs directory, run it, return its exit status.
 
     The lifecycle is :func:`pycontainerd._run.run_container`'s, the one behind
     ``pycontainerd.run()`` (a containerd restart is waited out, a failing sink is
     reported, the container is removed on failure); this adds the spec from the
-    flags, the terminal, and the exit status.
+    flags, the terminal, and the exit status. From an image the spec is built from
+    the image config and the flags (containerd's ``WithImageConfig``) when the
+    container is created; its snapshot goes with the container.
     """
     args = ctx.args
-    if args.image is not None:
-        raise CLIError(
-            f"cannot run image {args.image!r}: pycontainerd does not support images yet; "
-            "give a root filesystem directory with --rootfs DIR (pycontainerd rootfs busybox DIR makes one)",
-            EXIT_USAGE,
-        )
-    if not os.path.isdir(args.rootfs):
+    if args.image is None and not os.path.isdir(args.rootfs):
         raise CLIError(f"--rootfs {args.rootfs}: not a directory", EXIT_USAGE)
     from pycontainerd import _run
 
-    spec = _run_spec(ctx)
-    client = ctx.client()
+    if args.image is None:
+        spec, image, options = _run_spec(ctx), None, None  # a bad flag fails before any connection
+        client = ctx.client()
+    else:
+        client = ctx.client()
+        spec, image, options = None, _run_image(client, args), _run_options(ctx)
     placement = _placement(ctx)
     if args.detach:
         from pycontainerd import stdio
 
-        task = _run.start_container(client, args.id, spec, stdio.null(), **placement)
+        task = _run.start_container(client, args.id, spec, stdio.null(), image=image, spec_options=options,
+                                    **placement)
         if ctx.json:
             _output.print_json({"id": args.id, "pid": task.pid})
         return 0
@@ -250,13 +251,40 @@ def cmd_run(ctx: Context) -> int:
                            handoff=False if args.no_handoff else None)
     result = _run.run_container(
         client, args.id, spec, wired, remove=args.rm, owned=args.rm,
-        attach=lambda task: _attached_terminal(args, task), **placement,
+        attach=lambda task: _attached_terminal(args, task), image=image, spec_options=options, **placement,
     )  # fmt: skip
     return _exit_code(result.returncode)
 
 
-def _run_spec(ctx: Context) -> dict[str, Any]:
-    """The OCI spec of ``run``'s flags, its terminal sized like ours."""
+def _run_image(client: Client, args: argparse.Namespace) -> Any:
+    """``run``'s image under ``--pull`` (as ``pycontainerd.run(pull=...)``), pull progress on stderr."""
+    if args.pull == "never":
+        from pycontainerd.cli._images import find_image
+
+        return find_image(client, args.image)
+    from pycontainerd.cli._registry import progress_lines
+    from pycontainerd.registry.pull import ensure_image
+
+    options = {"plain_http": args.plain_http, "ca_file": args.ca_file, "progress": progress_lines(sys.stderr)}
+    return ensure_image(client, args.image, args.pull, options)
+
+
+def _run_options(ctx: Context) -> dict[str, Any]:
+    """``run``'s flags as options over an image's config (``Client.new_container(image=...)``).
+
+    The command replaces the image's ``Cmd`` (none given: the image's runs); env goes over
+    the image's; cwd and user default to the image's (user names from its /etc/passwd).
+    A terminal gets its size when the process starts (the resize on attach), not from
+    ``consoleSize``, which only a ready-made spec can carry.
+    """
+    args = ctx.args
+    options = _common_spec_options(ctx)
+    options.update(args=args.cmd or None, cwd=args.cwd, user=args.user)
+    return options
+
+
+def _common_spec_options(ctx: Context) -> dict[str, Any]:
+    """The spec options of ``run``'s flags that apply alike to a rootfs and an image."""
     args = ctx.args
     from pycontainerd import oci
 
@@ -267,20 +295,30 @@ def _run_spec(ctx: Context) -> dict[str, Any]:
     if args.userns is not None:
         uid, gid, size = args.userns
         uid_maps, gid_maps = [(0, uid, size)], [(0, gid, size)]
+    return {
+        "tty": args.tty,
+        "env": args.env,
+        "hostname": args.hostname,
+        "uid_mappings": uid_maps,
+        "gid_mappings": gid_maps,
+        "resources": resources,
+    }
+
+
+def _run_spec(ctx: Context) -> dict[str, Any]:
+    """The OCI spec of ``run``'s flags on ``--rootfs``, its terminal sized like ours."""
+    args = ctx.args
+    from pycontainerd import oci
+
     try:
         spec = oci.build(
             args=args.cmd,
             rootfs=args.rootfs,
-            tty=args.tty,
-            env=args.env,
             cwd=args.cwd or "/",
             user=args.user,
-            hostname=args.hostname,
-            uid_mappings=uid_maps,
-            gid_mappings=gid_maps,
-            resources=resources,
             namespace=ctx.namespace,
             container_id=args.id,
+            **_common_spec_options(ctx),
         )
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from exc
@@ -531,19 +569,6 @@ def _metric_row(metric: Any) -> dict[str, Any]:
     return row
 
 
-def _human(size: int | None) -> str:
-    if size is None:
-        return "-"
-    if size >= 1 << 62:
-        return "unlimited"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f}{unit}" if unit != "B" else f"{int(value)}B"
-        value /= 1024
-    return str(size)  # pragma: no cover
-
-
 def cmd_stats(ctx: Context) -> int:
     """``stats``: each container's cgroup metrics."""
     from pycontainerd import errors
@@ -575,8 +600,8 @@ def cmd_stats(ctx: Context) -> int:
                 (
                     r["id"],
                     f"{r['cpu_seconds']:.3f}s" if r["cpu_seconds"] is not None else None,
-                    _human(r["memory"]),
-                    _human(r["memory_limit"]),
+                    _output.human_size(r["memory"]),
+                    _output.human_size(r["memory_limit"]),
                     r["pids"] if r["pids"] is not None else None,
                 )
                 for r in rows
@@ -727,6 +752,13 @@ def cmd_bench(ctx: Context) -> int:
     return subprocess.call(argv)
 
 
+def cmd_images(ctx: Context) -> int:
+    """``images ACTION``: image records and archives (see :mod:`pycontainerd.cli._images`)."""
+    from pycontainerd.cli import _images
+
+    return _images.run(ctx)
+
+
 COMMANDS: dict[str, Callable[[Context], int]] = {
     "run": cmd_run,
     "exec": cmd_exec,
@@ -742,4 +774,9 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "daemon": cmd_daemon,
     "rootfs": cmd_rootfs,
     "bench": cmd_bench,
+    "images": cmd_images,
+    "pull": _registry.cmd_pull,
+    "push": _registry.cmd_push,
+    "login": _registry.cmd_login,
+    "logout": _registry.cmd_logout,
 }

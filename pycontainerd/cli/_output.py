@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-__all__ = ["error_line", "format_table", "json_default", "print_json", "print_table"]
+__all__ = ["error_line", "format_table", "human_size", "json_default", "print_json", "print_table"]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -34,6 +34,23 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], file: TextIO | None = None) -> None:
     """Write :func:`format_table` to ``file`` (stdout by default)."""
     (file or sys.stdout).write(format_table(headers, rows))
+
+
+def human_size(size: int | None) -> str:
+    """A byte count for a table: ``512B``, ``1.5KiB``, ``64.0MiB``.
+
+    ``None`` shows as ``-``, and 4 EiB or more (a limit that is none) as ``unlimited``.
+    """
+    if size is None:
+        return "-"
+    if size >= 1 << 62:
+        return "unlimited"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f}{unit}" if unit != "B" else f"{int(value)}B"
+        value /= 1024
+    return str(size)  # pragma: no cover
 
 
 def json_default(value: object) -> Any:

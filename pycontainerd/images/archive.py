@@ -44,9 +44,12 @@ __all__ = [
     "ArchiveFile",
     "DockerImage",
     "MemberReader",
+    "Progress",
     "docker_manifests",
+    "familiar_reference",
     "normalize_reference",
     "read_archive",
+    "reference_tag",
     "safe_name",
 ]
 
@@ -77,6 +80,12 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+#: ``progress(name, done, size)``: ``done`` of the ``size`` bytes of the archive file
+#: ``name`` are handled. Called as chunks are read, then exactly once with ``done ==
+#: size`` when the file is stored (also when the store had it and its bytes were skipped).
+Progress = Callable[[str, int, int], None]
+
+
 class MemberReader:
     """The bytes of the archive file being read, once, as chunks; knows how many were read.
 
@@ -86,13 +95,14 @@ class MemberReader:
         head: Its first bytes, once read.
     """
 
-    def __init__(self, name: str, handle: IO[bytes], size: int) -> None:
+    def __init__(self, name: str, handle: IO[bytes], size: int, progress: Progress | None = None) -> None:
         self.name = name
         self.size = size
         self.head = b""
         self._handle = handle
         self._read = 0
         self._hasher: Any = None
+        self._progress = progress
 
     def digest_on_the_way(self, hasher: Any) -> None:
         """Feed every chunk read from now on (from offset 0) to ``hasher`` (a hashlib object)."""
@@ -110,6 +120,8 @@ class MemberReader:
         if self._hasher is not None:
             self._hasher.update(chunk)
         self._read += len(chunk)
+        if self._progress is not None and self._read < self.size:
+            self._progress(self.name, self._read, self.size)  # the final call comes once it is stored
         return chunk
 
     def chunks(self) -> Iterator[bytes]:
@@ -176,7 +188,10 @@ StoreFunc = Callable[[MemberReader, "str | None"], str]
 
 def _open(fileobj: IO[bytes]) -> tarfile.TarFile:
     try:
-        return tarfile.open(fileobj=fileobj, mode="r|*")
+        # Stream mode reads the source in bufsize blocks and joins them up to each read:
+        # the default 10 KiB blocks cost twice the CPU of reading CHUNK_SIZE at a time
+        # (0.85 vs 0.44 CPU-s for a 512 MiB archive; 4 MiB blocks are slower again).
+        return tarfile.open(fileobj=fileobj, mode="r|*", bufsize=CHUNK_SIZE)
     except _READ_ERRORS as err:
         raise TruncatedArchiveError(f"not a (complete) tar archive: {err}") from err
 
@@ -188,12 +203,13 @@ def _next(tar: tarfile.TarFile) -> tarfile.TarInfo | None:
         raise TruncatedArchiveError(f"archive truncated or corrupt: {err}") from err
 
 
-def read_archive(fileobj: IO[bytes], store: StoreFunc) -> ArchiveContents:
+def read_archive(fileobj: IO[bytes], store: StoreFunc, progress: Progress | None = None) -> ArchiveContents:
     """Read an archive front to back, storing its files through ``store``.
 
     Args:
         fileobj: The archive, a readable binary stream positioned at its start.
         store: Streams one file into the content store, returns its digest.
+        progress: Told how far each stored file is (see :data:`Progress`).
 
     Returns:
         The layout marker, index and docker manifest found, and the stored files.
@@ -218,8 +234,8 @@ def read_archive(fileobj: IO[bytes], store: StoreFunc) -> ArchiveContents:
             handle = tar.extractfile(member)
             if handle is None:  # pragma: no cover - a regular member always has a reader
                 continue
-            reader = MemberReader(name, handle, member.size)
             if name in _JSON_FILES:
+                reader = MemberReader(name, handle, member.size)
                 data = reader.read_all(MAX_JSON_SIZE)
                 if name == "oci-layout":
                     contents.oci_layout = _json(data, name)
@@ -228,12 +244,15 @@ def read_archive(fileobj: IO[bytes], store: StoreFunc) -> ArchiveContents:
                 elif name == "manifest.json":
                     contents.docker_manifest = data
                 continue
+            reader = MemberReader(name, handle, member.size, progress)
             match = _BLOB_NAME.match(name)
             expected = None
             if match is not None:
                 alg, hexdigest = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
                 expected = f"{alg}:{hexdigest}"
             digest = store(reader, expected)
+            if progress is not None:
+                progress(name, member.size, member.size)
             contents.files[name] = ArchiveFile(name, digest, member.size, reader.head)
     for name, target in symlinks.items():
         if target in contents.files:
@@ -313,24 +332,35 @@ def docker_manifests(contents: ArchiveContents) -> list[DockerImage]:
     return images
 
 
-_REFERENCE = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
-
-
 def normalize_reference(ref: str) -> str:
     """A docker-style name as a full reference: ``busybox`` → ``docker.io/library/busybox:latest``.
+
+    The rules are :func:`pycontainerd.images.reference.parse`'s, the ones pulls use.
 
     Raises:
         ArchiveError: Not a valid reference.
     """
-    if not _REFERENCE.match(ref.lower()) or ref != ref.strip() or not ref:
-        raise ArchiveError(f"invalid image reference {ref!r}")
-    first, _, rest = ref.partition("/")
-    if not rest or ("." not in first and ":" not in first and first != "localhost"):
-        ref = "docker.io/" + ("library/" + ref if not rest else ref)
-    last = ref.rsplit("/", 1)[-1]
-    if ":" not in last and "@" not in last:
-        ref += ":latest"
-    return ref
+    from pycontainerd.images.reference import InvalidReferenceError, parse
+
+    try:
+        return str(parse(ref))
+    except InvalidReferenceError as err:
+        raise ArchiveError(f"invalid image reference {ref!r}: {err}") from None
+
+
+def reference_tag(name: str) -> str:
+    """The tag of a full name (``example.com/a/b:1`` → ``1``), ``""`` when it has none."""
+    last = name.rsplit("/", 1)[-1].split("@", 1)[0]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def familiar_reference(name: str) -> str:
+    """Docker's short form of a full name (``docker.io/library/busybox:1`` → ``busybox:1``).
+
+    The inverse of :func:`normalize_reference`, as ``docker save`` writes ``RepoTags``.
+    """
+    for prefix in ("docker.io/library/", "docker.io/"):
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and (prefix == "docker.io/" or "/" not in rest):
+            return rest
+    return name

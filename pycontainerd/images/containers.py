@@ -5,10 +5,11 @@ That is ``WithImage``, ``WithNewSnapshot`` and ``WithImageConfig``.
 Under a lease of its own (deleted at the end): the image is unpacked if it is not
 yet; the container's active snapshot is prepared from the image's top chain ID
 (key = the container id unless given, as ``ctr run`` does); the spec is built from
-the image config (:mod:`.spec`, user names read through a view of the image); the
-container record is created with the image name, snapshotter and snapshot key, so
-``ctr c info`` shows them and containerd's garbage collector keeps the snapshot for
-the container. If the record cannot be created, the snapshot is removed again.
+the image config (:mod:`.spec`; user names are read through a view of the image once
+per image, :func:`~.rootfs_files.user_files`); the container record is created with
+the image name, snapshotter and snapshot key, so ``ctr c info`` shows them and
+containerd's garbage collector keeps the snapshot for the container. If the record
+cannot be created, the snapshot is removed again.
 
 The task gets the snapshot's mounts as its rootfs (``Container.new_task``) and
 ``Container.delete`` removes the snapshot (``WithSnapshotCleanup``). A crash between
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd import errors
 from pycontainerd.images import unpack as _unpack
 from pycontainerd.images.image import Image, ImageConfig
-from pycontainerd.images.rootfs_files import snapshot_reader
+from pycontainerd.images.rootfs_files import user_files
 from pycontainerd.images.spec import image_spec
 
 if TYPE_CHECKING:
@@ -82,8 +83,7 @@ def new_image_container(
             parent = _unpack.unpack(leased, manifest, snapshotter)
         if spec is None:
             if _user_needs_files(config, options):
-                with snapshot_reader(leased, snapshotter, parent) as read_file:
-                    spec = image_spec(config, read_file=read_file, **options)
+                spec = image_spec(config, read_file=user_files(leased, snapshotter, parent), **options)
             else:
                 spec = image_spec(config, **options)
         try:

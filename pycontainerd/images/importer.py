@@ -16,6 +16,12 @@ The sequence, all under one lease (``containerd.io/gc.expire`` 24 h) deleted at 
 Any error before step 5 leaves no image record; the lease is then deleted with a
 synchronous garbage collection, so no content, ingest or snapshot of the failed
 import remains either.
+
+If the daemon went away mid-import, the lease cannot be deleted then: its id is
+remembered, and the next successful import through the same daemon and namespace
+deletes it at its end, after it has resumed the partial uploads the lease kept and
+removed the extract snapshot a killed unpack left (:mod:`.unpack`). In another
+process only the lease's expiry (24 h) ends it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,10 +38,17 @@ from pycontainerd.api.leases import DEFAULT_EXPIRE
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
-from pycontainerd.images.archive import ArchiveContents, docker_manifests, read_archive
+from pycontainerd.images.archive import (
+    ArchiveContents,
+    Progress,
+    docker_manifests,
+    read_archive,
+    reference_tag,
+)
 from pycontainerd.images.errors import ArchiveError, MalformedContentError
 from pycontainerd.images.image import Image
 from pycontainerd.images.ingest import Ingester, set_labels
+from pycontainerd.images.store import put_image
 from pycontainerd.images.unpack import DEFAULT_SNAPSHOTTER, check_snapshotter, unpack
 from pycontainerd.images.walk import descriptor, walk
 
@@ -46,6 +60,9 @@ __all__ = ["ANNOTATION_IMAGE_NAME", "ANNOTATION_REF_NAME", "import_archive"]
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 _OCI_LAYOUT_VERSION = "1.0.0"
+# Leases of failed imports that could not be deleted (the daemon was gone), by (socket, namespace).
+_orphaned: dict[tuple[str, str], set[str]] = {}
+_orphaned_lock = threading.Lock()
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -101,14 +118,9 @@ def _docker_targets(contents: ArchiveContents, ingester: Ingester) -> list[tuple
     return targets
 
 
-def _tag(name: str) -> str:
-    last = name.rsplit("/", 1)[-1].split("@", 1)[0]
-    return last.rsplit(":", 1)[1] if ":" in last else ""
-
-
 def _annotated(target: Descriptor, name: str) -> Descriptor:
     # The index entry containerd's importer makes for each name of a docker archive.
-    annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: _tag(name) or name}
+    annotations = {ANNOTATION_IMAGE_NAME: name, ANNOTATION_REF_NAME: reference_tag(name) or name}
     return Descriptor(target.media_type, target.digest, target.size, annotations)
 
 
@@ -132,6 +144,7 @@ def import_archive(
     name: str | None = None,
     platform: str | _platform.Platform | None = None,
     unpack_into: str | None = DEFAULT_SNAPSHOTTER,
+    progress: Progress | None = None,
 ) -> list[Image]:
     """Import the images of an archive (see ``Client.import_archive``).
 
@@ -141,6 +154,7 @@ def import_archive(
         name: Name the archive's one image so (its own names are then ignored).
         platform: The platform to keep (default: the host's).
         unpack_into: The snapshotter to unpack into; ``None`` skips unpacking.
+        progress: Told how far each archive file is (see :data:`.archive.Progress`).
 
     Returns:
         The images, in archive order.
@@ -155,7 +169,7 @@ def import_archive(
             leased = client.with_lease(lease.id)
             content = leased.api.content
             ingester = Ingester(content)
-            contents = read_archive(fileobj, ingester.store)
+            contents = read_archive(fileobj, ingester.store, progress)
             if contents.is_oci:
                 targets = _oci_targets(contents)
             elif contents.docker_manifest is not None:
@@ -173,10 +187,11 @@ def import_archive(
             for found in walks.values():
                 for digest, labels in found.missing_labels().items():
                     set_labels(content, digest, labels)
-            images = [_record(client, image_name, target) for image_name, target in named]
+            images = [put_image(client, image_name, target) for image_name, target in named]
             done = True
         finally:
             _end_lease(client, lease.id, failed=not done)
+    _delete_orphaned_leases(client)
     return images
 
 
@@ -185,19 +200,18 @@ def _end_lease(client: Client, lease_id: str, *, failed: bool) -> None:
         # After a failure, collect what the import left before returning, so the
         # caller finds the store as it was.
         client.api.leases.delete(lease_id, sync=failed)
+    except errors.NotFoundError:
+        pass
     except errors.ContainerdError:
         if not failed:
             raise
+        # Most likely the daemon is gone (why the import failed): try again next time.
+        with _orphaned_lock:
+            _orphaned.setdefault((client.address, client.namespace), set()).add(lease_id)
 
 
-def _record(client: Client, name: str, target: Descriptor) -> Image:
-    images = client.api.images
-    try:
-        record = images.update(name, target=target, fieldpaths=["target"])
-    except errors.NotFoundError:
-        try:
-            record = images.create(name, target)
-        except errors.AlreadyExistsError:
-            # Created meanwhile by a concurrent import: point it at this target.
-            record = images.update(name, target=target, fieldpaths=["target"])
-    return Image.from_record(client, record)
+def _delete_orphaned_leases(client: Client) -> None:
+    with _orphaned_lock:
+        pending = _orphaned.pop((client.address, client.namespace), set())
+    for lease_id in pending:
+        _end_lease(client, lease_id, failed=True)

@@ -7,6 +7,11 @@ first layer holding it wins; a whiteout (a 0/0 character device) or an opaque
 directory (``trusted.overlay.opaque=y``, or ``user.overlay.opaque`` for
 unprivileged overlays) above it hides the layers below. Only regular files are
 read; a symlink or anything else reads as absent.
+
+:func:`user_files` keeps what it read of ``/etc/passwd`` and ``/etc/group`` per
+committed snapshot for the life of the process: a committed snapshot never changes
+(and its chain ID names its content), so the next container of the same image needs
+no view and no reading.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +31,14 @@ from pycontainerd.api.types import Mount
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["layer_dirs", "read_from_layers", "snapshot_reader"]
+__all__ = ["USER_FILES", "layer_dirs", "read_from_layers", "snapshot_reader", "user_files"]
+
+#: The files user names are resolved in (containerd's ``WithUser``/``WithAdditionalGIDs``).
+USER_FILES = ("/etc/passwd", "/etc/group")
+# How many snapshots' user files are kept (a few hundred bytes to a few KiB each).
+_USER_FILES_KEPT = 64
+_user_files: OrderedDict[tuple[str, str, str, str], dict[str, bytes | None]] = OrderedDict()
+_user_files_lock = threading.Lock()
 
 # Files this is used for are small; a bigger one is not a passwd file.
 _MAX_FILE = 4 << 20
@@ -109,3 +123,30 @@ def snapshot_reader(client: Client, snapshotter: str, parent: str) -> Iterator[C
     finally:
         with contextlib.suppress(errors.ContainerdError):
             client.api.snapshots.remove(snapshotter, key)
+
+
+def user_files(client: Client, snapshotter: str, parent: str) -> Callable[[str], bytes | None]:
+    """A reader of :data:`USER_FILES` of the committed snapshot ``parent``, read once and kept.
+
+    The first call for a snapshot reads them through a temporary view
+    (:func:`snapshot_reader`); later calls for the same daemon, namespace, snapshotter
+    and snapshot answer from memory (the last 64 snapshots are kept).
+
+    Raises:
+        ValueError: The snapshotter's mounts are not plain directories (files cannot be read).
+    """
+    key = (client.address, client.namespace, snapshotter, parent)
+    with _user_files_lock:
+        files = _user_files.get(key)
+        if files is not None:
+            _user_files.move_to_end(key)
+    if files is None:
+        with snapshot_reader(client, snapshotter, parent) as read:
+            files = {path: read(path) for path in USER_FILES}
+        with _user_files_lock:
+            _user_files[key] = files
+            while len(_user_files) > _USER_FILES_KEPT:
+                _user_files.popitem(last=False)
+    kept = files
+    # Only the user files are kept: asking for another one is a caller's mistake.
+    return lambda path: kept[path]

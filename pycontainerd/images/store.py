@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pycontainerd import errors
+from pycontainerd.api.types import Descriptor
 from pycontainerd.images.image import Image
 
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["delete_image", "get_image", "list_images", "tag"]
+__all__ = ["delete_image", "get_image", "list_images", "put_image", "tag"]
 
 
 def get_image(client: Client, name: str) -> Image:
@@ -65,3 +66,17 @@ def tag(client: Client, source: str, target: str, *, force: bool = False) -> Ima
             raise
         created = client.api.images.update(target, target=record.target, fieldpaths=["target"])
     return Image.from_record(client, created)
+
+
+def put_image(client: Client, name: str, target: Descriptor) -> Image:
+    """Point the record ``name`` at ``target``, creating it if needed (a concurrent creator is fine)."""
+    images = client.api.images
+    try:
+        record = images.update(name, target=target, fieldpaths=["target"])
+    except errors.NotFoundError:
+        try:
+            record = images.create(name, target)
+        except errors.AlreadyExistsError:
+            # Created meanwhile by a concurrent pull or import: point it at this target.
+            record = images.update(name, target=target, fieldpaths=["target"])
+    return Image.from_record(client, record)

@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pycontainerd import errors
@@ -102,11 +102,20 @@ def is_unpacked(client: Client, manifest: ImageManifest, snapshotter: str = DEFA
     return bool(chain) and _exists(client, snapshotter, chain[-1])
 
 
-def unpack(client: Client, manifest: ImageManifest, snapshotter: str = DEFAULT_SNAPSHOTTER) -> str:
+def unpack(client: Client, manifest: ImageManifest, snapshotter: str = DEFAULT_SNAPSHOTTER, *,
+           before_layer: Callable[[int], None] | None = None) -> str:
     """Unpack ``manifest``'s layers into ``snapshotter``; return the top chain ID.
 
     Call it through a client view bound to a lease: the snapshots are referenced only
     by the config's label once every layer is done.
+
+    Args:
+        client: A client view bound to a lease.
+        manifest: The image's manifest for the platform.
+        snapshotter: The snapshotter.
+        before_layer: Called with each layer's index before it is looked at: a pull
+            waits there for that layer's download, so layers are applied in order
+            while later ones still download.
 
     Raises:
         SnapshotterError: The daemon has no such snapshotter.
@@ -117,7 +126,10 @@ def unpack(client: Client, manifest: ImageManifest, snapshotter: str = DEFAULT_S
     started = time.time_ns()
     chain = chain_ids(manifest.diff_ids)
     parent = ""
-    for layer, diff_id, chain_id in zip(manifest.layers, manifest.diff_ids, chain, strict=True):
+    layers = zip(manifest.layers, manifest.diff_ids, chain, strict=True)
+    for n, (layer, diff_id, chain_id) in enumerate(layers):
+        if before_layer is not None:
+            before_layer(n)
         if not _exists(client, snapshotter, chain_id) and _apply(
             client, snapshotter, layer, diff_id, parent, chain_id
         ):

@@ -78,12 +78,14 @@ class Walk:
         labels: For each parent blob, the GC labels naming the children kept.
         available: Every platform the image offers.
         current: The labels each parent blob had when the walk read it.
+        indexes: The indexes on the way to a kept manifest (innermost first).
     """
 
     manifests: list[ImageManifest] = field(default_factory=list)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     available: list[Platform] = field(default_factory=list)
     current: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    indexes: list[Descriptor] = field(default_factory=list)
 
     def missing_labels(self) -> dict[str, dict[str, str]]:
         """Per parent blob, the GC labels it lacks (or has with another value)."""
@@ -274,6 +276,7 @@ def _visit(content: ContentService, name: str, desc: Descriptor, platform: Platf
                 break
         if kept:
             result.labels[desc.digest] = child_gc_labels(kept)
+            result.indexes.append(desc)
         return
     found = _manifest(content, name, desc, platform, result)
     if platform is None:

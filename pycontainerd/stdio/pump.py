@@ -168,19 +168,23 @@ def copy_streams(
         drain: Once cancelled, each pair ends when its source holds no more
             bytes and every byte read was written (as at EOF: not ``cancelled``).
             For sources that see no EOF when their writer is done (the handoff's
-            pipes, whose write ends the shim keeps until Delete).
+            pipes, whose write ends the shim keeps until Delete). Must be
+            another token than ``cancel``.
 
     Returns:
         One :class:`CopyResult` per pair, in order.
 
     Raises:
         TypeError: A descriptor is not an integer.
-        ValueError: A descriptor is negative, or ``cancel`` is closed.
+        ValueError: A descriptor is negative, ``cancel`` or ``drain`` is
+            closed, or both are the same token.
         OSError: The loop itself failed (out of memory); per-pair errors
             are in the results instead.
 
     .. versionadded:: 0.1
     """
+    if drain is not None and drain is cancel:
+        raise ValueError("cancel and drain must be different tokens")
     fds = [(_fd(src), _fd(dst)) for src, dst in pairs]
     cancel_fd = -1 if cancel is None else cancel.fileno()
     drain_fd = -1 if drain is None else drain.fileno()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +43,8 @@ _ENV_ADDRESS = "PYCONTAINERD_TEST_ADDRESS"
 # scripts/fetch-containerd), or a path to a containerd binary. A requested version that
 # is missing is an error, not a skip.
 _ENV_CONTAINERD = "PYCONTAINERD_TEST_CONTAINERD"
+# The default deadline of one `pycontainerd` command run by the `cli` fixture.
+_CLI_TIMEOUT = 60
 # Shims exit shortly after their last task is deleted; this only bounds a hang.
 _SHIM_EXIT_DEADLINE = 30.0
 
@@ -148,6 +152,68 @@ def client(containerd_address: str, namespace: str) -> Iterator[Any]:
 
     with Client(containerd_address, namespace=namespace) as c:
         yield c
+
+
+@pytest.fixture
+def cli(containerd_address: str, namespace: str) -> Any:
+    """``cli(*args, input=None)`` runs ``python -m pycontainerd --address A --namespace N *args``."""
+
+    def run(
+        *args: str,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = _CLI_TIMEOUT,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pycontainerd",
+                "--address",
+                containerd_address,
+                "--namespace",
+                namespace,
+                *args,
+            ],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    return run
+
+
+@pytest.fixture
+def ctr(
+    containerd_daemon: PrivateContainerd | ExternalContainerd, containerd_address: str, namespace: str
+) -> Any:
+    """``ctr(*args, namespace=...)``: the daemon's own ``ctr`` (the test's namespace by default).
+
+    Returns its stdout; a non-zero exit fails the test with its stderr. ``ctr run`` gets
+    the private daemon's runc root.
+    """
+    binary = getattr(containerd_daemon, "ctr", "ctr")
+    runc_root = getattr(containerd_daemon, "runc_root", None)
+
+    def run(*args: str, namespace: str = namespace) -> str:
+        argv = [binary, "--address", containerd_address, "--namespace", namespace]
+        if args[0] == "run" and runc_root:
+            args = ("run", "--runc-root", runc_root, *args[1:])
+        done = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, f"ctr {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    return run
+
+
+@pytest.fixture
+def other_namespace(containerd_address: str) -> Iterator[str]:
+    """A second namespace name (for ``ctr`` or a client view), emptied and deleted after the test."""
+    name = f"pcd-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    testing.purge_namespace(containerd_address, name)
 
 
 @pytest.fixture(scope="session")

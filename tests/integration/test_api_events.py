@@ -79,6 +79,11 @@ def collect(client: Client) -> Iterator[Callable[..., Collector]]:
         collector.close()
 
 
+def _subject(e: ev.Event) -> object:
+    """The container an event is about."""
+    return getattr(e, "container_id", getattr(e, "id", None))
+
+
 def _run(client: Client, rootfs: str, cid: str, args: list[str]) -> int:
     spec = oci.build(args=args, rootfs=rootfs, namespace=client.namespace, container_id=cid)
     client.api.containers.create(cid, spec=spec)
@@ -97,18 +102,27 @@ def test_task_lifecycle_events_arrive_decoded_and_in_order(
     events = collect()
     cid = f"e-{uuid.uuid4().hex[:8]}"
     pid = _run(client, rootfs, cid, ["sh", "-c", "exit 3"])
-    seen = events.until(lambda e: isinstance(e, ev.ContainerDelete) and e.id == cid)
-    mine = [e for e in seen if getattr(e, "container_id", getattr(e, "id", None)) == cid]
-    kinds = [type(e) for e in mine]
-    assert kinds == [
+    ends: set[type] = set()
+
+    def both_deletes_seen(e: ev.Event) -> bool:
+        if isinstance(e, (ev.TaskDelete, ev.ContainerDelete)) and _subject(e) == cid:
+            ends.add(type(e))
+        return len(ends) == 2
+
+    seen = events.until(both_deletes_seen)
+    mine = [e for e in seen if _subject(e) == cid]
+    # Two publishers, each in order: containerd itself (the container's records) and
+    # the shim (the task's life, forwarded through a queue). Across them only causality
+    # holds: the shim's last event, TaskDelete, can arrive after ContainerDelete
+    # (seen on containerd 2.1 under load), so the two streams are checked apart.
+    assert [type(e) for e in mine if isinstance(e, (ev.ContainerCreate, ev.ContainerDelete))] == [
         ev.ContainerCreate,
-        ev.TaskCreate,
-        ev.TaskStart,
-        ev.TaskExit,
-        ev.TaskDelete,
         ev.ContainerDelete,
     ]
-    create, start, exit_event, delete = mine[1:5]
+    assert isinstance(mine[0], ev.ContainerCreate)
+    task_events = [e for e in mine if not isinstance(e, (ev.ContainerCreate, ev.ContainerDelete))]
+    assert [type(e) for e in task_events] == [ev.TaskCreate, ev.TaskStart, ev.TaskExit, ev.TaskDelete]
+    create, start, exit_event, delete = task_events
     assert isinstance(create, ev.TaskCreate)
     assert create.pid == pid
     assert create.bundle
@@ -120,7 +134,7 @@ def test_task_lifecycle_events_arrive_decoded_and_in_order(
     assert isinstance(delete, ev.TaskDelete)
     assert delete.exit_status == 3
     assert all(e.namespace == client.namespace and e.timestamp is not None for e in mine)
-    assert [e.topic for e in mine[1:4]] == ["/tasks/create", "/tasks/start", "/tasks/exit"]
+    assert [e.topic for e in task_events[:3]] == ["/tasks/create", "/tasks/start", "/tasks/exit"]
 
 
 def test_exec_and_pause_events(client: Client, rootfs: str, collect: Callable[..., Collector]) -> None:

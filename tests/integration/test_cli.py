@@ -25,34 +25,6 @@ from pycontainerd import testing
 TIMEOUT = 60
 
 
-@pytest.fixture
-def cli(containerd_address: str, namespace: str) -> Any:
-    """``cli(*args, input=None)`` runs ``python -m pycontainerd --address A --namespace N *args``."""
-
-    def run(
-        *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = TIMEOUT
-    ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pycontainerd",
-                "--address",
-                containerd_address,
-                "--namespace",
-                namespace,
-                *args,
-            ],
-            input=input,
-            capture_output=True,
-            timeout=timeout,
-            env=env,
-            stdin=None if input is not None else subprocess.DEVNULL,
-        )
-
-    return run
-
-
 def popen(address: str, namespace: str, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "pycontainerd", "--address", address, "--namespace", namespace, *args],
@@ -430,7 +402,9 @@ def test_events_json(cli: Any, rootfs: str, containerd_address: str, namespace: 
         (["kill", "nosuch"], 1, "nosuch"),
         (["run", "--rm", "--memory", "12x", "--rootfs", "/", "x", "--", "true"], 2, "--memory"),
         (["run", "--rm", "--rootfs", "/tmp", "bad id!", "--", "true"], 2, "invalid id"),
-        (["run", "--rm", "busybox:latest", "x", "--", "true"], 2, "images"),
+        (["run", "--rm", "busybox:latest", "x", "--", "true"], 125, "busybox:latest"),
+        (["images", "rm", "busybox:latest"], 1, "not found"),
+        (["images", "import", "/nonexistent.tar"], 1, "No such file or directory: /nonexistent.tar"),
         (["run", "--rm", "--rootfs", "/nonexistent-rootfs", "x", "--", "true"], 2, "not a directory"),
         (["kill", "-s", "NOPE", "x"], 2, "invalid signal"),
         (["run", "--rm", "--rootfs", "/tmp", "x"], 2, "no command"),

@@ -16,19 +16,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from _crash import EXPECTED, SCRIPT, TIMEOUT, wait_for_output, wait_until_script_ended
 
 from pycontainerd import _run
 from pycontainerd._run import cleanup_runs
 
-TIMEOUT = 60
-LINES = 40
-# Numbered lines 50 ms apart after half a second (the Start RPC has returned by then:
-# the command rides out a daemon lost while the process runs), then exit 7.
-SCRIPT = f"sleep 0.5; i=0; while [ $i -lt {LINES} ]; do i=$((i+1)); echo line $i; sleep 0.05; done; exit 7"
-EXPECTED = b"".join(b"line %d\n" % i for i in range(1, LINES + 1))
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -36,13 +30,6 @@ def _command(address: str, namespace: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "pycontainerd", "--address", address, "--namespace", namespace, *args]
 
 
-def _wait_for_output(path: Path, n: int) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_size >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError("the container's output never started")
 
 
 @pytest.mark.parametrize("transport", ["fifo", "handoff"])
@@ -56,10 +43,12 @@ def test_cli_run_survives_a_containerd_crash(private_daemon, containerd_address,
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE)
     try:
-        _wait_for_output(out_path, len(b"line 1\n"))
+        wait_for_output(out_path, len(b"line 1\n"))
         private_daemon.kill()
-        # Down long enough for the process to finish (about 2 s of output) or not.
-        time.sleep(3.0 if when == "exits-while-down" else 0.3)
+        if when == "exits-while-down":
+            wait_until_script_ended(out_path)
+        else:
+            time.sleep(0.3)
         private_daemon.start()
         _, err = proc.communicate(timeout=180)
     finally:

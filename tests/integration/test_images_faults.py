@@ -85,6 +85,48 @@ def test_daemon_killed_during_an_import(private_daemon: Any, client: Any, image:
         assert after[digest] == created, f"{digest} was written again"
     assert client.api.content.list_statuses() == []
     assert client.api.content.read(big["digest"]) == image.blobs[big["digest"]]
+    # The lease the killed import could not delete went with the re-run's success.
+    assert client.api.leases.list() == []
+
+
+def test_daemon_killed_during_unpack_leaves_no_extract_snapshot_after_the_next_import(
+    private_daemon: Any, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pycontainerd.api.diff import DiffService
+
+    built = ti.build_image([ti.busybox_layer(), ti.Layer([ti.file("b", b"b\n")], gzip=False)])
+    path = ti.write_oci_archive(tmp_path / "u.tar", {NAME: built})
+    real_apply = DiffService.apply
+    applied: list[str] = []
+
+    def apply_then_die(self: DiffService, diff: Any, mounts: Any, **kwargs: Any) -> Any:
+        applied.append(diff.digest)
+        if len(applied) == 2:
+            # The second layer's extract snapshot is prepared: the daemon dies before applying it.
+            private_daemon.kill()
+        return real_apply(self, diff, mounts, **kwargs)
+
+    monkeypatch.setattr(DiffService, "apply", apply_then_die)
+    try:
+        with pytest.raises(errors.ContainerdError):
+            client.import_archive(path)
+    finally:
+        private_daemon.start()
+        monkeypatch.setattr(DiffService, "apply", real_apply)
+    client.connection.connect(timeout=30)  # past the channel's reconnect backoff
+    chain = chain_ids(built.diff_ids)
+    left = {info.name: info for info in client.api.snapshots.list("overlayfs")}
+    (extract,) = [name for name in left if name.startswith("extract-")]
+    assert extract.endswith(" " + chain[1])
+    assert left[extract].kind.value == "active"
+    assert chain[0] in left  # the base layer was committed before the kill
+    assert client.list_images() == []
+    assert len(client.api.leases.list()) == 1  # the killed import's, which it could not delete
+
+    (image,) = client.import_archive(path)
+    assert image.is_unpacked()
+    assert {info.name for info in client.api.snapshots.list("overlayfs")} == set(chain)
+    assert client.api.leases.list() == []
 
 
 def test_next_unpack_removes_a_dead_unpacker_s_extract_snapshot(client: Any, tmp_path: Path) -> None:

@@ -196,3 +196,21 @@ def test_tag_get_list_delete(client: Any, oci_archive: Path) -> None:
         client.get_image("docker.io/test/other:2")
     with pytest.raises(errors.NotFoundError):
         client.delete_image("docker.io/test/other:2")
+
+
+def test_progress_reports_every_file_once_done(client: Any, oci_archive: Path,
+                                               whiteout: ti.BuiltImage) -> None:
+    sizes = {"blobs/sha256/" + digest.split(":", 1)[1]: len(data) for digest, data in whiteout.blobs.items()}
+    for again in (False, True):
+        calls: list[tuple[str, int, int]] = []
+        client.import_archive(oci_archive, progress=lambda *call: calls.append(call))  # noqa: B023
+        finished = [(name, size) for name, done, size in calls if done == size]
+        # Exactly one final call per blob, also on the second import, which skips them all.
+        assert sorted(finished) == sorted(sizes.items())
+        for name, size in sizes.items():
+            done = [d for n, d, _ in calls if n == name]
+            assert done == sorted(done)
+            assert all(0 < d <= size for d in done)
+        if again:
+            # Every blob was in the store: refused before any byte was read.
+            assert [c for c in calls if c[1] < c[2]] == []

@@ -8,9 +8,6 @@ same way.
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +15,10 @@ import pytest
 from _image_tree import snapshot_view, tree
 
 import pycontainerd
-from pycontainerd import testing
 from pycontainerd import testing_images as ti
 from pycontainerd.client import Client
 
 NAME = "docker.io/test/whiteout:v1"
-
-
-@pytest.fixture
-def ctr(containerd_daemon: Any, containerd_address: str, namespace: str) -> Any:
-    binary = getattr(containerd_daemon, "ctr", "ctr")
-    runc_root = getattr(containerd_daemon, "runc_root", None)
-
-    def run(*args: str, namespace: str = namespace) -> str:
-        argv = [binary, "--address", containerd_address, "--namespace", namespace]
-        if args[0] == "run" and runc_root:
-            args = ("run", "--runc-root", runc_root, *args[1:])
-        done = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=300, check=False)
-        assert done.returncode == 0, f"ctr {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
-    return run
-
-
-@pytest.fixture
-def other_namespace(containerd_address: str) -> Iterator[str]:
-    name = f"pcd-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    testing.purge_namespace(containerd_address, name)
 
 
 @pytest.fixture(scope="module")

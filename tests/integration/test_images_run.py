@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +106,27 @@ def test_user_by_name_and_id(client: Any, configured: Any, user: Any, expected: 
     assert _run(client, configured, entrypoint=script, user=user) == (0, expected + "\n")
 
 
+def test_user_files_are_read_once_per_image(client: Any, configured: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from pycontainerd.api.snapshots import SnapshotsService
+
+    views: list[str] = []
+    real_view = SnapshotsService.view
+
+    def counting_view(self: SnapshotsService, snapshotter: str, key: str, **kwargs: Any) -> Any:
+        views.append(key)
+        return real_view(self, snapshotter, key, **kwargs)
+
+    monkeypatch.setattr(SnapshotsService, "view", counting_view)
+    shell = {"entrypoint": ["sh", "-c"]}
+    assert _run(client, configured, args=["id -un"], **shell) == (0, "app\n")
+    assert _run(client, configured, args=["id -un"], user="nobody", **shell) == (0, "nobody\n")
+    assert _run(client, configured, args=["id -G"], **shell) == (0, "1001 50 63\n")
+    # One view for the first container; the image's /etc/passwd and /etc/group were kept.
+    assert len(views) == 1
+    assert _snapshot_names(client) == set(chain_ids(configured.config().diff_ids))
+
+
 def test_unknown_user_creates_nothing(client: Any, configured: Any) -> None:
     with pytest.raises(ValueError, match="ghost"):
         client.new_container("c1", image=configured, user="ghost")
@@ -171,3 +195,20 @@ def test_run_with_image(client: Any, configured: Any) -> None:
         pycontainerd.run(["true"], client=client)
     with pytest.raises(ValueError, match="exactly one"):
         pycontainerd.run(["true"], image=NAME, rootfs="/", client=client)
+
+
+def test_readme_images_example_runs_as_written(containerd_address: str, namespace: str,
+                                               tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("Images (`pycontainerd.images`", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'namespace="demo"' in block
+    code = block.replace('namespace="demo"', f"namespace={namespace!r}")
+    env = dict(os.environ, CONTAINERD_ADDRESS=containerd_address)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "docker.io/demo/busybox:1 ('/bin/sh',) True",
+        "0 b'uid=1000(app) gid=1000\\n'",
+    ]
+    assert (tmp_path / "export.tar").stat().st_size > 0

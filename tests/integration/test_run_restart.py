@@ -16,28 +16,15 @@ import threading
 import time
 
 import pytest
+from _crash import EXPECTED, SCRIPT, wait_for_output, wait_until_script_ended
 
 import pycontainerd
 from pycontainerd import _run, errors
 from pycontainerd._run import cleanup_runs, run
 
-LINES = 40
-# Prints LINES numbered lines 50 ms apart, then exits 7. The first comes 0.5 s after the
-# start, so that the Start RPC has returned before the test kills containerd: run() rides
-# out a daemon lost while the process runs, not one lost during Create/Start (those fail
-# typed and clean up).
-SCRIPT = f"sleep 0.5; i=0; while [ $i -lt {LINES} ]; do i=$((i+1)); echo line $i; sleep 0.05; done; exit 7"
-EXPECTED = b"".join(b"line %d\n" % i for i in range(1, LINES + 1))
 pytestmark = pytest.mark.timeout(240)
 
 
-def _wait_for_output(path: str, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and os.path.getsize(path) >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError("the container's output never started")
 
 
 @pytest.mark.parametrize("transport", ["fifo", "handoff"])
@@ -57,10 +44,12 @@ def test_run_survives_a_containerd_crash(private_daemon, client, rootfs, tmp_pat
     thread = threading.Thread(target=go)
     thread.start()
     try:
-        _wait_for_output(out_path, len(b"line 1\n"))
+        wait_for_output(out_path, len(b"line 1\n"))
         private_daemon.kill()
-        # Down long enough for the process to finish (about 2 s of output) or not.
-        time.sleep(3.0 if when == "exits-while-down" else 0.3)
+        if when == "exits-while-down":
+            wait_until_script_ended(out_path)
+        else:
+            time.sleep(0.3)
         private_daemon.start()
     finally:
         thread.join(180)

@@ -84,6 +84,27 @@ def test_run_image_positional() -> None:
     assert args.image == "docker.io/library/busybox:latest"
     assert args.id == "c1"
     assert args.cmd == ["true"]
+    # Without a command the image's own runs; user names are resolved in the image.
+    args = parse("run", "--rm", "-u", "app:staff", "busybox", "c1")
+    assert (args.image, args.id, args.cmd, args.user) == ("busybox", "c1", [], "app:staff")
+    assert parse("run", "-u", "1000", "busybox", "c1").user == "1000"  # the gid comes from the image
+
+
+def test_images_actions() -> None:
+    ls = parse("images", "ls", "--json", "name~=busybox")
+    assert (ls.command, ls.images_action, ls.filters, ls.json, ls.snapshotter) == (
+        "images", "ls", ["name~=busybox"], True, "overlayfs")
+    imp = parse("images", "import", "-q", "--name", "x/y:1", "--platform", "linux/arm64", "--no-unpack", "-")
+    assert (imp.file, imp.quiet, imp.name, imp.platform) == ("-", True, "x/y:1", "linux/arm64")
+    assert imp.no_unpack
+    exp = parse("images", "export", "--platform", "linux/amd64", "--platform", "linux/arm64/v8", "o.tar",
+                "a", "b")
+    assert (exp.file, exp.names, exp.platform) == ("o.tar", ["a", "b"], ["linux/amd64", "linux/arm64/v8"])
+    tag = parse("-n", "ns", "images", "tag", "-f", "a", "b")
+    assert (tag.namespace, tag.source, tag.target, tag.force) == ("ns", "a", "b", True)
+    rm = parse("images", "rm", "--sync", "a", "b", "--namespace", "ns2")
+    assert (rm.names, rm.sync, rm.namespace) == (["a", "b"], True, "ns2")
+    assert parse("images", "inspect", "--platform", "arm64", "a").platform == "arm64"
 
 
 def test_global_options_before_and_after_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +145,15 @@ def test_kill_and_others() -> None:
         (["run", "--rootfs", "/r", "--memory", "0", "c1", "--", "true"], "at least 1 byte"),
         (["run", "--rootfs", "/r", "--cpus", "0", "c1", "--", "true"], "CPU"),
         (["run", "--rootfs", "/r", "--user", "root", "c1", "--", "true"], "uid"),
+        (["run", "--rootfs", "/r", "--user", "root", "c1", "--", "true"], "names need an IMAGE"),
+        (["exec", "-u", "app", "c1", "e1", "--", "true"], "names need an IMAGE"),
+        (["run", "-u", "a b", "busybox", "c1"], "invalid uid"),
+        (["run", "-u", f"{2**31}", "busybox", "c1"], "invalid uid"),
+        (["images"], "required"),
+        (["images", "nope"], "invalid choice"),
+        (["images", "export", "out.tar"], "required"),
+        (["images", "import", "--platform", "linux//x", "a.tar"], "invalid platform"),
+        (["images", "tag", "a"], "required"),
         (["run", "--rootfs", "/r", "--user", "1:x", "c1", "--", "true"], "gid"),
         (["run", "--rootfs", "/r", "--userns", "1:2", "c1", "--", "true"], "HOST_UID:HOST_GID:SIZE"),
         (["run", "--rootfs", "/r", "--userns", "1:2:0", "c1", "--", "true"], "size"),
@@ -165,6 +195,10 @@ SAME_EITHER_WAY = [
     ["daemon", "stop", "--purge"],
     ["rootfs", "busybox", "/tmp/x"],
     ["bench", "--quick", "--", "--sections", "latency"],
+    ["run", "--rm", "-u", "app", "busybox", "c1"],
+    ["images", "ls", "--json"],
+    ["-n", "ns", "images", "import", "-q", "--platform", "linux/arm64", "a.tar"],
+    ["images", "export", "--platform", "linux/amd64", "-", "a", "b"],
 ]
 
 
@@ -215,7 +249,7 @@ def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "run" in capsys.readouterr().out
     assert main(["run", "--help"]) == 0
-    assert "images yet" in capsys.readouterr().out
+    assert "IMAGE: an image name" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("pycontainerd ")
     assert main([]) == 2
@@ -230,9 +264,12 @@ def test_main_missing_socket_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     )
 
 
-def test_main_image_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--address", "/nonexistent.sock", "run", "busybox", "c1", "--", "true"]) == 2
-    assert "does not support images yet" in capsys.readouterr().err
+def test_main_image_needs_the_daemon(capsys: pytest.CaptureFixture[str]) -> None:
+    # An image is looked up in containerd, so a missing socket is what fails (run's status 125).
+    assert main(["--address", "/nonexistent.sock", "run", "busybox", "c1", "--", "true"]) == 125
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "/nonexistent.sock does not exist" in err
 
 
 def test_main_invalid_address(capsys: pytest.CaptureFixture[str]) -> None:
@@ -334,7 +371,7 @@ def test_embedded_default_dir_never_collides_with_a_namespace(monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("command", "usage"), [
-    ("run", "usage: pycontainerd run [OPTIONS] --rootfs DIR ID [--] CMD [ARG...]"),
+    ("run", "usage: pycontainerd run [OPTIONS] (IMAGE | --rootfs DIR) ID [--] [CMD [ARG...]]"),
     ("exec", "usage: pycontainerd exec [OPTIONS] ID EXEC_ID [--] CMD [ARG...]"),
 ])
 def test_usage_line_shows_the_command_after_double_dash(capsys: pytest.CaptureFixture[str], command: str,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,15 @@ from pycontainerd.api.types import Descriptor
 from pycontainerd.images import ImageConfig, UnsafePathError
 from pycontainerd.images import mediatypes as mt
 from pycontainerd.images.archive import (
+    CHUNK_SIZE,
     ArchiveContents,
     ArchiveFile,
+    MemberReader,
     docker_manifests,
+    familiar_reference,
     normalize_reference,
+    read_archive,
+    reference_tag,
     safe_name,
 )
 from pycontainerd.images.platform import Platform, parse
@@ -64,6 +71,50 @@ def test_platform_parse_rejects(bad: str) -> None:
 )
 def test_normalize_reference(ref: str, full: str) -> None:
     assert normalize_reference(ref) == full
+
+
+@pytest.mark.parametrize(
+    ("full", "familiar", "tag"),
+    [
+        ("docker.io/library/busybox:latest", "busybox:latest", "latest"),
+        ("docker.io/test/img:2", "test/img:2", "2"),
+        ("localhost:5000/x:y", "localhost:5000/x:y", "y"),
+        ("example.com/a/b@sha256:" + "0" * 64, "example.com/a/b@sha256:" + "0" * 64, ""),
+        ("example.com:5000/a/b:1@sha256:" + "0" * 64, "example.com:5000/a/b:1@sha256:" + "0" * 64, "1"),
+    ],
+)
+def test_familiar_reference_and_tag(full: str, familiar: str, tag: str) -> None:
+    # What export writes as docker's RepoTags and the OCI ref.name; import reads them back.
+    assert familiar_reference(full) == familiar
+    assert reference_tag(full) == tag
+    if tag and "@" not in full:
+        assert normalize_reference(familiar) == full
+
+
+def test_read_archive_reports_progress_per_file(tmp_path: Path) -> None:
+    big, small = os.urandom(CHUNK_SIZE * 2 + 5), b"small"
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("oci-layout", b"{}"), ("blobs/sha256/" + "a" * 64, big), ("x/layer.tar", small)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    calls: list[tuple[str, int, int]] = []
+
+    def store(reader: MemberReader, expected: str | None) -> str:
+        if expected is None:  # read it all
+            return "sha256:" + hashlib.sha256(b"".join(reader.chunks())).hexdigest()
+        next(reader.chunks())  # one chunk, then "already there"
+        return expected
+
+    with open(path, "rb") as f:
+        contents = read_archive(f, store, lambda *call: calls.append(call))
+    assert set(contents.files) == {"blobs/sha256/" + "a" * 64, "x/layer.tar"}
+    assert calls == [
+        ("blobs/sha256/" + "a" * 64, CHUNK_SIZE, len(big)),
+        ("blobs/sha256/" + "a" * 64, len(big), len(big)),  # done, though not every byte was read
+        ("x/layer.tar", 5, 5),  # read in one chunk: only the final call
+    ]
 
 
 @pytest.mark.parametrize("name", ["../x", "/x", "a/../../x", "a/..", ".", ""])

@@ -9,8 +9,8 @@ import pytest
 
 import pycontainerd
 
-SUBMODULES = ("api", "bundle", "client", "container", "daemon", "errors", "events", "idmap", "oci", "stdio",
-              "task", "testing", "typeurl")
+SUBMODULES = ("api", "bundle", "client", "container", "daemon", "errors", "events", "idmap", "images", "oci",
+              "registry", "stdio", "task", "testing", "testing_images", "testing_registry", "typeurl")
 
 
 def fresh(code: str) -> str:

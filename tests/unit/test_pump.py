@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import termios
 import textwrap
 import threading
 import time
@@ -100,11 +101,15 @@ def write_all(fd: int, data: memoryview | bytes, *, close: bool = True) -> int:
     return done
 
 
-def hash_reader(fd: int, *, size: int = CHUNK, limit: int | None = None) -> tuple[int, str]:
-    """Read fd to EOF (or EIO from a pty, or ``limit`` bytes); return (count, sha256)."""
+def hash_reader(
+    fd: int, *, size: int = CHUNK, limit: int | None = None, pause: float = 0.0
+) -> tuple[int, str]:
+    """Read fd to EOF (or EIO from a pty, or ``limit`` bytes), sleeping ``pause`` between reads."""
     h = hashlib.sha256()
     count = 0
     while limit is None or count < limit:
+        if pause:
+            time.sleep(pause)
         want = size if limit is None else min(size, limit - count)
         try:
             block = os.read(fd, want)
@@ -227,13 +232,17 @@ class Sink:
         self._reader: Worker | None = None
         self._path = tmp_path / "sink"
         self._prefix = b"existing line\n"
-        if kind in ("pipe", "pipe-nb", "pipe-slow"):
+        if kind in ("pipe", "pipe-nb", "pipe-slow", "pipe-sleepy"):
             r, w = os.pipe2(os.O_CLOEXEC)
-            if kind != "pipe":
+            if kind in ("pipe-nb", "pipe-slow"):
                 os.set_blocking(w, False)
             self.fd = w
             self._fds = [r, w]
-            self._reader = Worker(hash_reader, r, size=4096 if kind == "pipe-slow" else CHUNK)
+            if kind == "pipe-sleepy":
+                # Keeps the destination full most of the time: the pump has to wait on it.
+                self._reader = Worker(hash_reader, r, size=16384, pause=0.0005)
+            else:
+                self._reader = Worker(hash_reader, r, size=4096 if kind == "pipe-slow" else CHUNK)
         elif kind == "file":
             self.fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             self._fds = [self.fd]
@@ -679,6 +688,35 @@ def test_discard_on_error_reads_the_source_to_eof(kind: str, tmp_path: Path) -> 
         os.close(good_r)
 
 
+@pytest.mark.parametrize("flags", [0, native.NO_SPLICE], ids=["splice", "read-write"])
+@pytest.mark.parametrize("kind", ["dev-full", "read-only", "reader-left"])
+def test_an_empty_stream_into_a_broken_sink_loses_nothing_and_fails_nothing(
+    kind: str, flags: int, tmp_path: Path
+) -> None:
+    """No byte to deliver, no error: splice(2) checks the destination first, the pump must not."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.close(w)
+    try:
+        with _failing_sink(kind, tmp_path) as (bad, _):
+            cancelled, [(moved, err, done, dropped)] = native.pump([(r, bad)], -1, flags)
+        assert (cancelled, moved, err, done, dropped) == (False, 0, 0, True, 0)
+    finally:
+        os.close(r)
+
+
+@pytest.mark.parametrize("flags", [0, native.NO_SPLICE], ids=["splice", "read-write"])
+def test_a_broken_sink_reports_its_own_errno_on_both_paths(flags: int, tmp_path: Path) -> None:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.write(w, b"x" * 1000)
+    os.close(w)
+    try:
+        with _failing_sink("reader-left", tmp_path) as (bad, want):
+            _, [(moved, err, done, _)] = native.pump([(r, bad)], -1, flags)
+        assert (moved, err, done) == (0, want, True)
+    finally:
+        os.close(r)
+
+
 def test_without_discard_a_failed_pair_ends_at_the_error() -> None:
     r, w = os.pipe2(os.O_CLOEXEC)
     full = os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC)
@@ -808,7 +846,7 @@ def test_argument_errors() -> None:
 class Stalled:
     """A pump thread copying a large source into a destination nobody reads."""
 
-    def __init__(self, source: str, sink: str, tmp_path: Path) -> None:
+    def __init__(self, source: str, sink: str, tmp_path: Path, drain: CancelToken | None = None) -> None:
         self.token = CancelToken()
         self.sink = sink
         n = 64 * 2**20
@@ -827,7 +865,7 @@ class Stalled:
             os.set_blocking(self.dst, False)
         else:
             raise AssertionError(sink)
-        self.thread = Worker(copy_streams, [(self.src, self.dst)], cancel=self.token)
+        self.thread = Worker(copy_streams, [(self.src, self.dst)], cancel=self.token, drain=drain)
 
     def stall(self) -> None:
         self.thread.start()
@@ -954,6 +992,406 @@ def test_cancel_token_lifecycle() -> None:
     assert fd_count() == fds
     with pytest.raises(ValueError, match="closed"):
         token.fileno()
+
+
+# ---------------------------------------------------------------- drain
+# test_pump_drain.py has the basic cases: a writer streams and stops without
+# closing (pipe, slow pipe, file, append, null and socket sinks), empty pipes
+# drained before the copy, stdout and stderr into one file, and a cancel ending
+# a drain whose destination stalls. These add the drain requested before the
+# copy with the source already full, the other sinks and sources, bytes that
+# arrive during the drain, the read/write buffer, discard mode and EOF.
+
+
+def fill_pipe(n: int) -> tuple[int, int, int]:
+    """A blocking pipe holding payload()[:n], its write end left open: (r, w, n actually held).
+
+    n is capped at what the pipe can hold (it is enlarged to 1 MiB where allowed),
+    so the write never blocks.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 2**20)
+    n = min(n, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ))
+    assert os.write(w, memoryview(payload())[:n]) == n
+    return r, w, n
+
+
+def unread(fd: int) -> int:
+    """Bytes waiting in a pipe or socket (FIONREAD)."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder)
+
+
+DRAIN_SINKS = ["pipe", "pipe-nb", "pipe-sleepy", "file", "append", "null", "socket", "socket-nb", "tty"]
+# test_pump_drain.py drains these while a writer streams.
+_DRAINED_WHILE_COPYING_ELSEWHERE = {"pipe", "file", "append", "null", "socket"}
+
+
+@pytest.mark.parametrize(
+    ("sink", "when"),
+    [(sink, "before") for sink in DRAIN_SINKS]
+    + [(sink, "while-copying") for sink in DRAIN_SINKS if sink not in _DRAINED_WHILE_COPYING_ELSEWHERE],
+)
+def test_drain_delivers_every_byte_the_source_holds(sink: str, when: str, tmp_path: Path) -> None:
+    """The write end stays open (no EOF ever): the drain ends the copy once all was delivered.
+
+    ``before``: the drain is requested before the copy starts, with the pipe full.
+    ``while-copying``: a writer streams more than the pipe holds and stops
+    without closing; the drain comes after its last write.
+    """
+    if when == "before":
+        r, w, n = fill_pipe(2**20)
+        feeder = None
+    else:
+        n = 2**23 + 5
+        r, w = os.pipe2(os.O_CLOEXEC)
+        feeder = Worker(write_all, w, memoryview(payload())[:n], close=False)
+    s = Sink(sink, n, tmp_path)
+    drain = CancelToken()
+    try:
+        if feeder is None:
+            drain.cancel()
+            [result] = copy_streams([(r, s.fd)], drain=drain)
+        else:
+            pumper = Worker(copy_streams, [(r, s.fd)], drain=drain)
+            pumper.start()
+            assert feeder.run_now() == n
+            drain.cancel()
+            [result] = pumper.outcome()
+        assert result == CopyResult(n, None, False)
+        os.fstat(w)  # still open: only the drain could end the copy
+        assert not readable(r)
+        count, sha = s.finish()
+        if sink != "null":
+            assert (count, sha) == (n, digest(n))
+    finally:
+        s.close()
+        drain.close()
+        os.close(r)
+        close_quietly(w)
+
+
+@pytest.mark.parametrize("source", ["socket", "socket-nb", "tty"])
+def test_drain_of_a_socket_or_tty_source(source: str, tmp_path: Path) -> None:
+    """A writer stays connected to the socket or pty slave: the drain ends the copy after its last byte."""
+    n = 2**22 + 3
+    if source == "tty":
+        r, w = pty.openpty()  # the pump reads the master; the writer writes the slave
+        tty.setraw(w)
+    else:
+        a, b = socket.socketpair()
+        a.setblocking(source == "socket")
+        r, w = a.detach(), b.detach()
+    s = Sink("pipe", n, tmp_path)
+    feeder = Worker(write_all, w, memoryview(payload())[:n], close=False)
+    drain = CancelToken()
+    try:
+        pumper = Worker(copy_streams, [(r, s.fd)], drain=drain)
+        pumper.start()
+        assert feeder.run_now() == n
+        drain.cancel()
+        assert pumper.outcome() == [CopyResult(n, None, False)]
+        assert s.finish() == (n, digest(n))
+    finally:
+        s.close()
+        drain.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_drain_sees_tty_input_still_on_its_way_to_the_line_discipline() -> None:
+    """A pty slave's write returns before a kernel worker moves the bytes to the master's input queue.
+
+    FIONREAD counts only that queue; the drain must not take "0" for empty
+    while the bytes are still in the tty's flip buffer. The window is a few
+    microseconds, so this repeats write-then-drain with the pump asleep: a
+    pump that trusts FIONREAD alone loses a write in some of the rounds, a
+    correct one in none.
+    """
+    if not _EPOLL_SYSCALLS:
+        pytest.skip("epoll syscall numbers unknown here")
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        for round_ in range(1000):
+            with CancelToken() as drain:
+                pumper = Worker(copy_streams, [(master, out)], drain=drain)
+                pumper.start()
+                deadline = time.monotonic() + JOIN
+                while not in_epoll_wait(pumper):  # no sleep: the pump gets there in microseconds
+                    assert time.monotonic() < deadline, "the pump never slept in epoll_wait"
+                os.write(slave, b"x" * 100)
+                drain.cancel()
+                assert pumper.outcome() == [CopyResult(100, None, False)], f"round {round_}"
+    finally:
+        for fd in (master, slave, out):
+            os.close(fd)
+
+
+@pytest.mark.parametrize("sink", ["pipe-sleepy", "append", "socket"])
+def test_drain_of_a_non_blocking_source(sink: str, tmp_path: Path) -> None:
+    """O_NONBLOCK on the source (set by whoever shares it) changes nothing; the pump leaves it set."""
+    r, w, n = fill_pipe(2**20)
+    os.set_blocking(r, False)
+    s = Sink(sink, n, tmp_path)
+    try:
+        with CancelToken() as drain:
+            drain.cancel()
+            assert copy_streams([(r, s.fd)], drain=drain) == [CopyResult(n, None, False)]
+        assert not os.get_blocking(r)
+        assert s.finish() == (n, digest(n))
+    finally:
+        s.close()
+        os.close(r)
+        os.close(w)
+
+
+def hash_after_prefill(fd: int, prefill: int) -> tuple[int, str]:
+    """Read ``prefill`` bytes of b"p" from fd, then hash_reader the rest."""
+    got = 0
+    while got < prefill:
+        block = os.read(fd, prefill - got)
+        assert block, "EOF inside the prefill"
+        assert block == b"p" * len(block)
+        got += len(block)
+    return hash_reader(fd)
+
+
+def test_drain_delivers_bytes_written_while_the_source_is_not_yet_empty() -> None:
+    """A drain ends a pair only once its source is empty: bytes added before that are copied too.
+
+    The destination has room for only part of the full source and nobody
+    reads it until the extra bytes are in: the source cannot run empty
+    earlier, whatever the timing.
+    """
+    src_r, src_w = os.pipe2(os.O_CLOEXEC)
+    dst_r, dst_w = os.pipe2(os.O_CLOEXEC)
+    fds = [src_r, src_w, dst_r, dst_w]
+    drain = CancelToken()
+    try:
+        try:
+            for fd in (src_w, dst_w):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 2**20)
+        except PermissionError:
+            pytest.skip("pipes cannot be enlarged to 1 MiB here")
+        cap = fcntl.fcntl(src_w, fcntl.F_GETPIPE_SZ)
+        room, extra = 2**18, 2**17
+        prefill = fcntl.fcntl(dst_w, fcntl.F_GETPIPE_SZ) - room
+        os.set_blocking(src_w, False)
+        os.set_blocking(dst_w, False)
+        assert os.write(dst_w, b"p" * prefill) == prefill
+        assert os.write(src_w, memoryview(payload())[:cap]) == cap
+        drain.cancel()
+        pumper = Worker(copy_streams, [(src_r, dst_w)], drain=drain)
+        pumper.start()
+        # Wait for space in the source (page granularity: a margin of two pages), then add to it.
+        wait_until(lambda: unread(src_r) <= cap - extra - 8192, "the pump to fill the destination")
+        assert os.write(src_w, memoryview(payload())[cap : cap + extra]) == extra
+        assert pumper.is_alive()
+        reader = Worker(hash_after_prefill, dst_r, prefill)
+        reader.start()
+        assert pumper.outcome() == [CopyResult(cap + extra, None, False)]
+        os.close(dst_w)
+        fds.remove(dst_w)
+        assert reader.outcome() == (cap + extra, digest(cap + extra))
+    finally:
+        drain.close()
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "flags", [0, native.NO_RESIZE, native.NO_SPLICE, native.NO_SPLICE | native.NO_RESIZE]
+)
+def test_native_drain_flushes_the_read_write_buffer(flags: int, tmp_path: Path) -> None:
+    """Bytes already read into the pump's buffer are written before a drained stream ends."""
+    r, w, n = fill_pipe(2**20)
+    s = Sink("pipe-sleepy", n, tmp_path)
+    drain = CancelToken()
+    try:
+        drain.cancel()
+        cancelled, [outcome] = native.pump([(r, s.fd)], -1, flags, drain.fileno())
+        assert (cancelled, outcome) == (False, (n, 0, True, 0))
+        assert s.finish() == (n, digest(n))
+    finally:
+        s.close()
+        drain.close()
+        for fd in (r, w):
+            os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("source", "when"),
+    # An empty pipe drained before the copy is in test_pump_drain.py.
+    [("pipe", "while-waiting")]
+    + [(src, when) for src in ("fifo-without-writer", "socket") for when in ("before", "while-waiting")],
+)
+def test_drain_of_an_empty_source_returns(source: str, when: str, tmp_path: Path) -> None:
+    fds = []
+    if source == "pipe":
+        r, w = os.pipe2(os.O_CLOEXEC)
+        fds = [r, w]
+    elif source == "fifo-without-writer":
+        path = tmp_path / "never.fifo"
+        os.mkfifo(path, 0o600)
+        r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fds = [r]
+    else:
+        a, b = socket.socketpair()
+        r = a.detach()
+        fds = [r, b.detach()]
+    out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    fds.append(out)
+    drain = CancelToken()
+    try:
+        pumper = Worker(copy_streams, [(r, out)], drain=drain)
+        if when == "before":
+            drain.cancel()
+            pumper.start()
+        else:
+            pumper.start()
+            wait_in_epoll(pumper)
+            drain.cancel()
+        # JOIN only guards against a hang; how long the return takes is not measured.
+        assert pumper.outcome(JOIN) == [CopyResult(0, None, False)]
+    finally:
+        drain.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def test_drain_then_cancel_with_a_stalled_destination(tmp_path: Path) -> None:
+    """A drain requested while the destination is full waits; a cancel ends the wait, with an exact count.
+
+    (test_pump_drain.py requests the drain before the copy; here a writer is
+    still streaming and the pump already sleeps on the full destination.)
+    """
+    if not _EPOLL_SYSCALLS:
+        pytest.skip("epoll syscall numbers unknown here")
+    drain = CancelToken()
+    stalled = Stalled("pipe", "pipe", tmp_path, drain=drain)
+    try:
+        # Both pipes at the size the pump would enlarge them to, so that a full
+        # destination stays full (stall() may see it full just before it grows).
+        limit = min(int(Path("/proc/sys/fs/pipe-max-size").read_text()), 2**20)
+        for fd in (stalled.src, stalled.dst):
+            with contextlib.suppress(PermissionError):  # then the pump cannot enlarge them either
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, limit)
+        stalled.stall()
+        # The drain ends a pair whose source is empty at that moment, even if its
+        # writer is not done (it is meant for writers that are gone). The pump may
+        # have emptied the source just as the destination filled; it reads no
+        # more of it now, so once the writer has put bytes back they stay.
+        wait_until(lambda: unread(stalled.src) > 0, "bytes in the source")
+        drain.cancel()
+        # The source holds bytes and the destination is full: the drain cannot end it.
+        wait_in_epoll(stalled.thread)
+        assert stalled.thread.is_alive()
+        stalled.token.cancel()
+        [result] = stalled.thread.outcome()
+        assert result.cancelled
+        assert result.error is None
+        assert result.nbytes > 0
+        assert result.nbytes == stalled.drain(result.nbytes)
+    finally:
+        stalled.close()
+        drain.close()
+
+
+@pytest.mark.parametrize("sink", ["pipe", "append"])  # "file": test_pump_drain.py
+def test_drain_two_streams_into_one_destination(sink: str, tmp_path: Path) -> None:
+    """stdout and stderr into one sink, both write ends still open: one drain ends both."""
+    n_out, n_err = 2**23 + 7, 2**21 + 3
+    r_out, w_out = os.pipe2(os.O_CLOEXEC)
+    r_err, w_err = os.pipe2(os.O_CLOEXEC)
+    feeders = [
+        Worker(write_all, w_out, b"o" * n_out, close=False),
+        Worker(write_all, w_err, b"e" * n_err, close=False),
+    ]
+    collect = None
+    path = tmp_path / "sink"
+    if sink == "pipe":
+        sink_r, dst = os.pipe2(os.O_CLOEXEC)
+        collect = Worker(lambda: b"".join(iter(lambda: os.read(sink_r, CHUNK), b"")))
+        collect.start()
+    else:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_APPEND
+        dst = os.open(path, flags, 0o600)
+    drain = CancelToken()
+    try:
+        pumper = Worker(copy_streams, [(r_out, dst), (r_err, dst)], drain=drain)
+        pumper.start()
+        for f in feeders:
+            f.start()
+        assert [f.outcome() for f in feeders] == [n_out, n_err]
+        drain.cancel()
+        assert pumper.outcome() == [CopyResult(n_out, None, False), CopyResult(n_err, None, False)]
+    finally:
+        os.close(dst)
+        drain.close()
+        for fd in (r_out, w_out, r_err, w_err):
+            close_quietly(fd)
+    data = collect.outcome() if collect is not None else path.read_bytes()
+    if collect is not None:
+        os.close(sink_r)
+    assert len(data) == n_out + n_err
+    assert data.count(b"o") == n_out
+    assert data.count(b"e") == n_err
+
+
+def test_drain_with_discard_on_error_empties_the_source() -> None:
+    r, w, n = fill_pipe(2**20)
+    full = os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC)
+    drain = CancelToken()
+    try:
+        drain.cancel()
+        [result] = copy_streams([(r, full)], discard_on_error=True, drain=drain)
+        assert isinstance(result.error, OSError)
+        assert result.error.errno == errno.ENOSPC
+        assert not result.cancelled
+        assert (result.nbytes, result.dropped) == (0, n)
+        assert not readable(r)
+    finally:
+        drain.close()
+        for fd in (r, w, full):
+            os.close(fd)
+
+
+def test_eof_before_the_drain_is_an_ordinary_end(tmp_path: Path) -> None:
+    """A pair that reached EOF is done; the drain then ends the pair whose writer stays."""
+    ended_r, ended_w = os.pipe2(os.O_CLOEXEC)
+    os.write(ended_w, b"abc")
+    os.close(ended_w)
+    open_r, open_w, n = fill_pipe(4096)
+    out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    with CancelToken() as drain:
+        pumper = Worker(copy_streams, [(ended_r, out), (open_r, out)], drain=drain)
+        pumper.start()
+        wait_in_epoll(pumper)
+        drain.cancel()
+        assert pumper.outcome() == [CopyResult(3, None, False), CopyResult(n, None, False)]
+    for fd in (ended_r, open_r, open_w, out):
+        os.close(fd)
+
+
+def test_drain_argument_errors() -> None:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    token = CancelToken()
+    try:
+        with pytest.raises(ValueError, match="different"):
+            copy_streams([(r, w)], cancel=token, drain=token)
+        # The C loop adds both to one epoll set: the same descriptor twice is epoll_ctl's EEXIST.
+        with pytest.raises(FileExistsError):
+            native.pump([(r, w)], token.fileno(), 0, token.fileno())
+        closed = CancelToken()
+        closed.close()
+        with pytest.raises(ValueError, match="closed"):
+            copy_streams([(r, w)], drain=closed)
+    finally:
+        token.close()
+        os.close(r)
+        os.close(w)
 
 
 # ---------------------------------------------------------------- EINTR

@@ -134,18 +134,20 @@ async def new_container(client: Client, id: str, spec: Mapping[str, Any] | None,
                         state_dir: str | None = None, timeout: float | None = None, image: Any = None,
                         snapshotter: str | None = None, snapshot: str | None = None,
                         platform: str | None = None,
-                        spec_options: Mapping[str, Any] | None = None) -> Container:
+                        spec_options: Mapping[str, Any] | None = None,
+                        pull: tuple[str, Mapping[str, Any] | None] | None = None) -> Container:
     """Create a container record and its bundle dir (see ``Client.new_container``).
 
     On any failure, cancellation included, the bundle dir made here is removed again.
-    With ``image``, the sync client's image code prepares it (see :func:`_new_image_container`).
+    With ``image``, the sync client's image code prepares it (see :func:`_new_image_container`),
+    pulling it first under ``pull`` (``(policy, pull_options)`` of a run) when given.
     """
     if image is not None:
         _rules.identifier(id, "container id")
         return await _new_image_container(
             client, id, spec=spec, image=image, snapshotter=snapshotter, snapshot=snapshot, platform=platform,
             runtime=runtime, runtime_options=runtime_options, bundle_dir=bundle_dir, labels=labels,
-            state_dir=state_dir, timeout=timeout, spec_options=spec_options)
+            state_dir=state_dir, timeout=timeout, spec_options=spec_options, pull=pull)
     if spec_options or snapshotter is not None or snapshot is not None or platform is not None:
         raise TypeError("spec options, snapshotter, snapshot and platform need image=")
     if spec is None:
@@ -176,15 +178,25 @@ async def _new_image_container(client: Client, id: str, *, image: Any, **options
     names from the image's files) is the sync client's; its RPCs and file work run in a
     thread while the loop goes on. The step is shielded: a cancel first lets it finish
     (bounded by :data:`IMAGE_CANCEL_WAIT`), so a clean-up then sees what it made.
+    ``options["pull"]`` (``(policy, pull_options)``, from :func:`pycontainerd.aio.run`)
+    first settles the image as the sync ``run(pull=...)`` does, in the same thread.
     """
     from pycontainerd.aio._util import wait_for
     from pycontainerd.client import Client as SyncClient
 
     spec_options = dict(options.pop("spec_options", None) or {})
+    pull: tuple[str, Mapping[str, Any] | None] | None = options.pop("pull", None)
 
     def create() -> None:
         with SyncClient(client.address, namespace=client.namespace) as sync:
-            sync.new_container(id, options.pop("spec"), image=image, **options, **spec_options)
+            chosen = image
+            if pull is not None:
+                # The sync run's own pull policy, in this same thread: one shielded step
+                # pulls, unpacks and makes the container.
+                from pycontainerd.registry.pull import ensure_image
+
+                chosen = ensure_image(sync, image, *pull)
+            sync.new_container(id, options.pop("spec"), image=chosen, **options, **spec_options)
 
     made = asyncio.ensure_future(asyncio.to_thread(create))
     try:

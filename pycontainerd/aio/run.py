@@ -112,8 +112,11 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
         client: The client to use; default: one from the environment, closed at the end.
         spec_options: Further keyword options for :func:`pycontainerd.oci.build`.
         handoff: The zero-copy handoff: ``None`` where it applies, ``True`` required, ``False`` never.
-        pull: Taken for the sync signature's sake; it applies to ``image=`` only.
-        pull_options: As ``pull``.
+        pull: With an image name: ``"missing"`` (default) pulls it when there is no such
+            image (as written, or normalised), ``"always"`` pulls it first, ``"never"`` does
+            not pull (the sync ``run``'s policy, applied by its code in the same worker thread).
+        pull_options: Keyword arguments of the sync ``Client.pull`` for that pull
+            (``plain_http``, ``auth``, ``ca_file``, ``platform``, ...).
 
     Returns:
         The completed container.
@@ -145,7 +148,8 @@ async def run(args: Sequence[str], *, rootfs: str | os.PathLike[str] | None = No
                 options = dict(spec_options or {}, args=list(args) or None, env=env, cwd=cwd, user=user,
                                tty=tty, hostname=hostname)
             result = await run_container(active, container_id, spec, stdio, timeout=checked, image=image,
-                                         spec_options=options)
+                                         spec_options=options,
+                                         pull=(pull, pull_options) if image is not None else None)
         for sink in sinks:
             if isinstance(sink, _StreamSink):
                 await sink.finish(result)
@@ -249,10 +253,12 @@ async def _client(client: Client | None) -> Any:
 
 async def run_container(client: Client, container_id: str, spec: Mapping[str, Any] | None, stdio: Stdio, *,
                         timeout: float | None = None, owned: bool = True, image: Any = None,
-                        spec_options: Mapping[str, Any] | None = None) -> CompletedContainer:
+                        spec_options: Mapping[str, Any] | None = None,
+                        pull: tuple[str, Mapping[str, Any] | None] | None = None) -> CompletedContainer:
     """Create a container and its task, run it to its end and remove both (the core of :func:`run`).
 
-    ``spec`` for a rootfs run, or ``image`` (with ``spec_options`` over its config).
+    ``spec`` for a rootfs run, or ``image`` (with ``spec_options`` over its config, pulled
+    first under ``pull``: ``(policy, pull_options)`` as :func:`run` takes them).
 
     On any failure or cancellation the task and the container are removed (shielded,
     bounded by :data:`CANCEL_CLEANUP_TIMEOUT`) and the original error is raised.
@@ -267,7 +273,7 @@ async def run_container(client: Client, container_id: str, spec: Mapping[str, An
     task: Task | None = None
     try:
         container = await new_container(client, container_id, spec, labels=labels, image=image,
-                                        spec_options=spec_options)
+                                        spec_options=spec_options, pull=pull)
         task = await container.new_task(stdio=stdio)
         status = await _run_task(client, task, timeout)
         await task.force_delete(timeout=CLEANUP_TIMEOUT)

@@ -332,7 +332,8 @@ async def test_run_from_an_image(client, aio_client_factory, tmp_path):
         result = await aio.run(["$A"], image=imported, capture_output=True, client=aclient)
         assert result.stdout == b"ep $A\n"
         with pytest.raises(errors.NotFoundError):
-            await aio.run(["x"], image="docker.io/test/missing:1", client=aclient)
+            # --pull never: "missing" would ask Docker Hub, and tests never leave the machine.
+            await aio.run(["x"], image="docker.io/test/missing:1", client=aclient, pull="never")
         # Cancelled while the image's container is being prepared: nothing is left either.
         run = asyncio.ensure_future(aio.run(["1000"], image=name, spec_options={"entrypoint": ["sleep"]},
                                             client=aclient))

@@ -10,9 +10,10 @@ who waits:
 * no thread per process: stdout/stderr of a process are one job, stdin another,
   on the shared native pump pool (:mod:`pycontainerd.aio._pump`); the loop learns of
   their ends from an eventfd;
-* no blocking open: a stdin FIFO's write end is opened ``O_NONBLOCK`` after Create (an
-  exec's Start), when the shim's reader exists; the handoff's pipes are received on a
-  non-blocking socket;
+* no blocking open on the loop: a stdin FIFO's write end is opened ``O_NONBLOCK`` after
+  Create (an exec's Start); only if the shim's reader is not open yet (its goroutine has
+  not run) does a thread wait for it, as the sync client always does; the handoff's pipes
+  are received on a non-blocking socket;
 * :attr:`LoopIO.done` is an :class:`asyncio.Future` resolved when every output byte
   reached its sink (failed with :class:`~pycontainerd.errors.SinkError` when a sink
   failed, as in the sync client), and the sinks are closed then, so a pipe to an
@@ -38,7 +39,7 @@ from pycontainerd.aio._pump import loop_pump
 from pycontainerd.aio._util import wait_for
 from pycontainerd.api.types import Status, TaskInfo
 from pycontainerd.stdio import handoff_helper, handoff_io
-from pycontainerd.stdio.fifo import FIFOPipes, FIFOSet, open_writer
+from pycontainerd.stdio.fifo import FIFOPipes, FIFOSet, PendingFIFO, open_writer, open_writer_later
 from pycontainerd.stdio.handoff_helper import HandoffPipes
 from pycontainerd.stdio.opener import fifos_of, poke_writers, transport_for
 from pycontainerd.stdio.pool import PoolJob
@@ -78,6 +79,7 @@ class LoopIO:
         self._out_job: PoolJob | None = None
         self._in_job: tuple[PoolJob, asyncio.Future[PoolJob]] | None = None
         self._stdin_fd = -1
+        self._stdin_pending: PendingFIFO | None = None  # the writer's open, waiting for the shim's reader
         self._stdin_closed = self._in_ends.stdin is None
         self._closer: StdinCloser | None = None
         self._close_pending = False
@@ -178,6 +180,7 @@ class LoopIO:
 
     async def _end_stdin(self) -> None:
         """Stop feeding stdin, close the client's stdin end and the source."""
+        self._give_up_stdin_open()
         if self._in_job is not None:
             job, future = self._in_job
             self._pump.cancel(job)
@@ -186,6 +189,45 @@ class LoopIO:
             fd, self._stdin_fd = self._stdin_fd, -1
             os.close(fd)
         self._in_ends.close()
+
+    def _open_stdin_later(self, path: str) -> None:
+        """Open the stdin FIFO's writer once the shim's reader exists, then feed it (on the loop).
+
+        A thread does the blocking open; it ends as soon as the reader comes, or when
+        stdin or the IO is closed first.
+        """
+        loop = self._loop
+
+        def opened(end: PendingFIFO) -> None:  # in the opener thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody feeds stdin any more
+                loop.call_soon_threadsafe(self._stdin_opened, end)
+
+        self._stdin_pending = open_writer_later(path, opened)
+
+    def _stdin_opened(self, end: PendingFIFO) -> None:
+        if self._stdin_pending is not end:
+            return  # given up meanwhile: stdin or the IO was closed, which closed ``end``
+        self._stdin_pending = None
+        try:
+            fd = os.dup(end.fileno())
+        except OSError as exc:
+            end.close()
+            _log.warning("could not open the process's stdin: %s", exc)
+            self._spawn(self._close_stdin(raise_errors=False))  # CloseIO: the process gets its EOF
+            return
+        end.close()
+        os.set_blocking(fd, False)
+        try:
+            self._start_stdin(fd)
+        except Exception as exc:  # the pool refused the job, no memory file
+            _log.warning("could not feed the process's stdin: %s", exc)
+            self._spawn(self._close_stdin(raise_errors=False))
+
+    def _give_up_stdin_open(self) -> None:
+        pending, self._stdin_pending = self._stdin_pending, None
+        if pending is not None:
+            # Returns promptly: our own reader completes the blocked open, which is then closed.
+            pending.close()
 
     def _start_stdin(self, fifo_fd: int) -> None:
         """Feed the stdin source into ``fifo_fd`` (owned from now on) on the pool."""
@@ -287,6 +329,7 @@ class LoopIO:
         """Close the transport's ends (no job uses them now); ``keep``: leave what a reattach needs."""
 
     def _released(self) -> None:
+        self._give_up_stdin_open()
         self._out_ends.close()
         self._in_ends.close()
         if self._stdin_fd >= 0:
@@ -379,17 +422,20 @@ class FIFOLoopIO(LoopIO):
         return io
 
     async def process_created(self) -> None:
-        """Open the stdin FIFO's writer (the shim's reader exists now) and start feeding it."""
-        if self._stdin_closed or self.fifos is None or self.fifos.stdin is None or self._stdin_fd >= 0:
+        """Open the stdin FIFO's writer and feed it: now, or once the shim's reader exists."""
+        if (self._stdin_closed or self.fifos is None or self.fifos.stdin is None or self._stdin_fd >= 0
+                or self._stdin_pending is not None):
             return
         try:
             fd = open_writer(self.fifos.stdin)
         except OSError as exc:
             if exc.errno != errno.ENXIO:
                 raise
-            # No reader: the process is already gone, there is nobody to feed.
-            self._stdin_closed = True
-            self._in_ends.close()
+            # No reader *yet*: the shim opens it in a goroutine (containerd/fifo's OpenFifo
+            # with O_NONBLOCK returns before its open(2)), which may run after Create or Start
+            # answered. Taking this for a gone process dropped stdin without CloseIO, and a
+            # process reading stdin to EOF never exited (the 200-cycle hang on 1.6).
+            self._open_stdin_later(self.fifos.stdin)
             return
         self._start_stdin(fd)
 

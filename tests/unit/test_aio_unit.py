@@ -6,7 +6,9 @@ import asyncio
 import concurrent.futures
 import inspect
 import os
+import select
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -219,6 +221,76 @@ async def test_fifo_io_on_the_loop_delivers_every_byte_then_resolves(tmp_path) -
     assert b"".join(got) == payload
     await io.aclose()
     assert not os.path.exists(fifos.stdout)
+    assert loop_pump().active == 0
+
+
+def _late_shim_reader(path: str, into: list[bytes], *, delay: float, deadline: float) -> threading.Thread:
+    # containerd's shim opens its stdin reader in a goroutine (containerd/fifo's OpenFifo with
+    # O_NONBLOCK returns before open(2)), so it may come after Create has answered. Opened
+    # O_NONBLOCK and polled so that a writer that never comes fails the test instead of hanging it.
+    def run() -> None:
+        time.sleep(delay)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            end = time.monotonic() + deadline
+            while time.monotonic() < end:
+                if not poller.poll(100):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    into.append(b"<EOF>")
+                    return
+                into.append(chunk)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.asyncio
+async def test_stdin_reaches_a_shim_reader_that_opens_after_create(tmp_path) -> None:
+    payload = os.urandom(100_000)
+    fifos = FIFOSet.new(str(tmp_path), "late", stdin=True, terminal=False)
+    io = FIFOLoopIO.open(stdio.capture(payload), fifos)
+    closed = asyncio.get_running_loop().create_future()
+
+    async def closer() -> None:
+        closed.set_result(None)
+
+    io.set_stdin_closer(closer)
+    await io.process_created()  # no reader yet: the writer's open must wait for it, not give up
+    got: list[bytes] = []
+    reader = _late_shim_reader(fifos.stdin, got, delay=0.2, deadline=10)
+    await asyncio.to_thread(reader.join)
+    assert b"".join(got) == payload + b"<EOF>"
+    await asyncio.wait_for(closed, 10)  # and CloseIO still follows the source's end
+    await io.aclose()
+    assert loop_pump().active == 0
+
+
+@pytest.mark.asyncio
+async def test_closing_stdin_while_its_writer_waits_for_the_reader(tmp_path) -> None:
+    fifos = FIFOSet.new(str(tmp_path), "never", stdin=True, terminal=False)
+    io = FIFOLoopIO.open(stdio.capture(b"x"), fifos)
+    threads = threading.active_count()  # the shared pool's workers are up now
+    closed: list[bool] = []
+
+    async def closer() -> None:
+        closed.append(True)
+
+    io.set_stdin_closer(closer)
+    await io.process_created()  # no reader ever comes
+    await asyncio.sleep(0.05)
+    await io.close_stdin()  # the pending open is given up, and CloseIO still goes out
+    assert closed == [True]
+    assert threading.active_count() == threads
+    await io.aclose()  # no thread, descriptor or FIFO left
+    assert threading.active_count() == threads
+    assert not os.path.exists(fifos.stdin)
     assert loop_pump().active == 0
 
 

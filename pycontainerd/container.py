@@ -39,9 +39,12 @@ __all__ = [
     "Container",
     "ContainerRecord",
     "PreparedRecord",
+    "check_checkpoint_dir",
     "default_state_dir",
+    "delete_checkpoint",
     "new_container",
     "prepare_record",
+    "upload_checkpoint",
 ]
 
 #: The media type of a checkpoint tar in the content store (what the runc shim restores from).
@@ -192,13 +195,10 @@ class Container(ContainerRecord):
         stdio = stdio if stdio is not None else null()
         name = self._fifo_name(fifo_id)
         terminal = self._terminal
-        if checkpoint_dir is not None:
-            checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
-            if not os.path.isdir(checkpoint_dir):
-                raise ValueError(f"checkpoint dir {checkpoint_dir!r} is not a directory")
+        checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
         checkpoint = None
         if checkpoint_dir is not None:
-            checkpoint = _upload_checkpoint(self._client, checkpoint_dir, timeout)
+            checkpoint = upload_checkpoint(self._client, checkpoint_dir, timeout)
         try:
             return task.new_task(
                 self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
@@ -207,10 +207,7 @@ class Container(ContainerRecord):
             )
         finally:
             if checkpoint is not None:
-                try:
-                    self._client.api.content.delete(checkpoint.digest, timeout=timeout)
-                except errors.ContainerdError as err:
-                    _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
+                delete_checkpoint(self._client, checkpoint, timeout)
 
     def _rootfs_mounts(self, timeout: float | None) -> list[Mount]:
         # A container made from an image: its task's rootfs is its snapshot's mounts.
@@ -279,7 +276,29 @@ class Container(ContainerRecord):
         self._remove_bundle(self._client.namespace)
 
 
-def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
+def check_checkpoint_dir(checkpoint_dir: str | None) -> str | None:
+    """The ``checkpoint_dir`` of ``new_task``, checked before any RPC (sync and asyncio clients).
+
+    Raises:
+        ValueError: Not an absolute path, or not a directory.
+    """
+    if checkpoint_dir is None:
+        return None
+    checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
+    if not os.path.isdir(checkpoint_dir):
+        raise ValueError(f"checkpoint dir {checkpoint_dir!r} is not a directory")
+    return checkpoint_dir
+
+
+def delete_checkpoint(client: Client, checkpoint: Descriptor, timeout: float | None) -> None:
+    """Delete a restore's checkpoint blob once the task is created; a failure is only logged."""
+    try:
+        client.api.content.delete(checkpoint.digest, timeout=timeout)
+    except errors.ContainerdError as err:
+        _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
+
+
+def upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
     """Tar a CRIU checkpoint directory into the content store (libcontainerd's restore path)."""
     # Imported here: only a restore needs them (and `pycontainerd run` starts faster without).
     import tarfile

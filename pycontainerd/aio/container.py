@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pycontainerd import _rules, errors
 from pycontainerd.aio import task as _task
+from pycontainerd.aio._util import shielded
 from pycontainerd.aio.task import Task
 from pycontainerd.api.types import Container as ContainerInfo
-from pycontainerd.api.types import Mount
-from pycontainerd.container import DEFAULT_RUNTIME, ContainerRecord, prepare_record
+from pycontainerd.api.types import Descriptor, Mount
+from pycontainerd.container import (
+    DEFAULT_RUNTIME,
+    ContainerRecord,
+    check_checkpoint_dir,
+    delete_checkpoint,
+    prepare_record,
+    upload_checkpoint,
+)
 from pycontainerd.stdio.strategy import Stdio, null
 
 if TYPE_CHECKING:
     from pycontainerd.aio.client import Client
 
 __all__ = ["Container", "load_container", "new_container"]
+
+T = TypeVar("T")
 
 
 class Container(ContainerRecord):
@@ -42,13 +52,17 @@ class Container(ContainerRecord):
         self._info = await _get(self._client, self.id, timeout)
         return self
 
-    async def new_task(self, *, stdio: Stdio | None = None, fifo_id: str | None = None,
-                       timeout: float | None = None) -> Task:
+    async def new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,
+                       fifo_id: str | None = None, timeout: float | None = None) -> Task:
         """Create the container's task (not started; ``await task.start()``).
 
         Args:
             stdio: How stdio is wired (default: :func:`pycontainerd.stdio.null`); any
                 strategy but ``attach()``.
+            checkpoint_dir: Restore from a CRIU checkpoint directory, as the sync client
+                does: it is uploaded to the content store as a tar (by the sync client's
+                code, in a worker thread), passed as the task's checkpoint, and the blob
+                is deleted afterwards, also when the call is cancelled.
             fifo_id: The process id in the FIFO names (default: the container id).
             timeout: Deadline of each RPC.
 
@@ -57,16 +71,24 @@ class Container(ContainerRecord):
 
         Raises:
             ConflictError: The container already has a task (checked before any FIFO is touched).
-            ValueError: A bad ``fifo_id`` (before any RPC).
+            ValueError: A bad ``fifo_id`` or ``checkpoint_dir`` (before any RPC).
             TypeError: An ``attach()`` strategy.
         """
         stdio = stdio if stdio is not None else null()
         name = self._fifo_name(fifo_id)
-        return await _task.new_task(
-            self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
-            terminal=self._terminal, fifo_name=name, options=self._task_options(), timeout=timeout,
-            rootfs=await self._rootfs_mounts(timeout),
-        )
+        checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
+        checkpoint = None
+        if checkpoint_dir is not None:
+            checkpoint = await _upload_checkpoint(self._client, checkpoint_dir, timeout)
+        try:
+            return await _task.new_task(
+                self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
+                terminal=self._terminal, fifo_name=name, checkpoint=checkpoint, options=self._task_options(),
+                timeout=timeout, rootfs=await self._rootfs_mounts(timeout),
+            )
+        finally:
+            if checkpoint is not None:
+                await shielded(_in_sync_client(self._client, delete_checkpoint, checkpoint, timeout))
 
     async def _rootfs_mounts(self, timeout: float | None) -> list[Mount]:
         if not self._has_snapshot:
@@ -113,6 +135,37 @@ class Container(ContainerRecord):
             with contextlib.suppress(errors.NotFoundError):
                 await api.snapshots.remove(self._info.snapshotter, self._info.snapshot_key, timeout=timeout)
         self._remove_bundle(self._client.namespace)
+
+
+async def _in_sync_client(client: Client, work: Callable[..., T], *args: Any) -> T:
+    """``work(sync_client, *args)`` in a worker thread, on a sync client of the same daemon and namespace."""
+    from pycontainerd.client import Client as SyncClient
+
+    def call() -> T:
+        with SyncClient(client.address, namespace=client.namespace) as sync:
+            return work(sync, *args)
+
+    return await asyncio.to_thread(call)
+
+
+async def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
+    """The sync client's checkpoint upload (tar into the content store) in a worker thread.
+
+    Shielded: a cancel lets the upload finish and deletes its blob before it is re-raised,
+    so no gc-rooted checkpoint tar is left in the content store.
+    """
+    upload = asyncio.ensure_future(_in_sync_client(client, upload_checkpoint, directory, timeout))
+    try:
+        return await asyncio.shield(upload)
+    except asyncio.CancelledError:
+        await shielded(_drop_upload(client, upload, timeout))
+        raise
+
+
+async def _drop_upload(client: Client, upload: asyncio.Future[Descriptor], timeout: float | None) -> None:
+    with contextlib.suppress(BaseException):
+        await asyncio.wait({upload})
+        await _in_sync_client(client, delete_checkpoint, upload.result(), timeout)
 
 
 async def _get(client: Client, id: str, timeout: float | None) -> ContainerInfo:

@@ -30,6 +30,7 @@ from pycontainerd.aio._stdio import LoopIO, loaded_io, open_io, reattach_io
 from pycontainerd.aio._util import shielded, wait_for
 from pycontainerd.api.types import (
     DeleteResult,
+    Descriptor,
     ExitStatus,
     Metric,
     Mount,
@@ -516,7 +517,7 @@ async def _create_process(client: Client, container_id: str, exec_id: str, *, di
 async def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tuple[int, int],
                    stdio: Stdio,
                    terminal: bool, fifo_name: str, options: Any, timeout: float | None,
-                   rootfs: Sequence[Mount] = ()) -> Task:
+                   rootfs: Sequence[Mount] = (), checkpoint: Descriptor | None = None) -> Task:
     """Create a container's task (``Container.new_task`` checks and prepares the arguments).
 
     Raises:
@@ -524,8 +525,8 @@ async def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids
     """
     async def rpc(config: IOConfig) -> int:
         return await client.api.tasks.create(container_id, stdin=config.stdin, stdout=config.stdout,
-                                             stderr=config.stderr, terminal=terminal, options=options,
-                                             timeout=timeout, rootfs=rootfs)
+                                             stderr=config.stderr, terminal=terminal, checkpoint=checkpoint,
+                                             options=options, timeout=timeout, rootfs=rootfs)
 
     io, pid = await _create_process(
         client, container_id, "", directory=bundle_dir, name=fifo_name, stdio=stdio, terminal=terminal,

@@ -119,9 +119,7 @@ EXTRA = {
     },
 }
 # Parameters of a shared method that differ, and why.
-PARAMS = {
-    ("Container", "new_task"): "no checkpoint_dir= (restore is not in the asyncio client yet)",
-}
+PARAMS: dict[tuple[str, str], str] = {}
 
 PAIRS = [
     ("Client", Client, aio.Client),

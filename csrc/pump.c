@@ -34,6 +34,7 @@
  * when the process has SIGPIPE at SIG_DFL.
  */
 #include "pump.h"
+#include "pump_engine.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -67,42 +68,6 @@
 #define AMBIGUOUS_LIMIT 64                 /* EAGAINs with both sides ready before giving up splice */
 #define CANCEL_KEY UINT32_MAX
 #define DRAIN_KEY (UINT32_MAX - 1)
-
-enum kind { K_PIPE, K_STREAM_SOCK, K_MSG_SOCK, K_FILE, K_TTY, K_CHAR, K_OTHER };
-
-/* One distinct descriptor number in the epoll set (pairs may share one). */
-struct fdent {
-    int fd;
-    int users;
-    bool pollable; /* epoll accepted it; regular files and /dev/null are not */
-    bool in_ready;
-    bool out_ready;
-};
-
-struct stream {
-    struct pcd_pump_stream *io;
-    int si, di; /* fd table indices, -1 until registered */
-    enum kind skind, dkind;
-    bool s_nonblock, d_nonblock;
-    bool s_nowait, d_nowait; /* RWF_NOWAIT not yet refused */
-    bool splice;
-    bool eof;
-    bool grow; /* pipes still to be enlarged */
-    int ambiguous;
-    char *buf;
-    size_t off, len; /* pending bytes in buf */
-    size_t wmax;     /* largest write: FILE_CHUNK for files, shrunk for message sockets */
-    size_t splice_len;
-    bool may_discard; /* PCD_PUMP_DISCARD_ON_ERROR */
-    bool discard;     /* the destination failed: read the source to EOF, drop the bytes */
-};
-
-struct pump {
-    int epfd;
-    struct fdent *fds;
-    int nfds;
-    bool saw_epipe;
-};
 
 /* Read /proc/sys/fs/pipe-max-size once. Never fails: falls back to PIPE_TARGET
  * (an unprivileged F_SETPIPE_SZ above the limit then fails with EPERM, which
@@ -174,27 +139,52 @@ static int classify(int fd, enum kind *kind, bool *nonblock)
 }
 
 /* Register fd (once per descriptor number) for edge-triggered in/out events.
- * Returns its table index, or -errno from epoll_ctl. EPERM means "cannot be
- * polled" (regular files, /dev/null): such a descriptor is always ready. */
+ * Returns its table index, or -errno: from epoll_ctl, or ENOMEM when the
+ * table is full and cannot grow. EPERM from epoll_ctl means "cannot be
+ * polled" (regular files, /dev/null): such a descriptor is always ready.
+ * A freed slot is reused with fresh flags, so readiness seen for the
+ * descriptor that had it never leaks to the new one. */
 static int add_fd(struct pump *p, int fd)
 {
+    int free_slot = -1;
     for (int i = 0; i < p->nfds; i++) {
-        if (p->fds[i].fd == fd) {
+        if (p->fds[i].users > 0 && p->fds[i].fd == fd) {
             p->fds[i].users++;
             return i;
         }
+        if (p->fds[i].users == 0 && free_slot < 0)
+            free_slot = i;
     }
-    struct fdent *e = &p->fds[p->nfds];
+    int slot = free_slot;
+    if (slot < 0) {
+        if (p->nfds == p->cap) {
+            if (!p->can_grow)
+                return -ENOMEM;
+            int cap = p->cap > 0 ? 2 * p->cap : 16;
+            struct fdent *grown = realloc(p->fds, (size_t)cap * sizeof *grown);
+            if (grown == NULL)
+                return -ENOMEM;
+            p->fds = grown;
+            p->cap = cap;
+        }
+        slot = p->nfds;
+    }
+    struct fdent *e = &p->fds[slot];
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
-    ev.data.u32 = (uint32_t)p->nfds;
+    ev.data.u32 = (uint32_t)slot;
     *e = (struct fdent){.fd = fd, .users = 1, .pollable = true};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        if (errno != EPERM)
-            return -errno;
+        int err = errno;
+        if (err != EPERM) {
+            e->users = 0;
+            return -err;
+        }
         e->pollable = false;
         e->in_ready = e->out_ready = true;
     }
-    return p->nfds++;
+    if (slot == p->nfds)
+        p->nfds++;
+    return slot;
 }
 
 /* Drop one user of a table entry; the last one leaves the epoll set (errors
@@ -206,11 +196,25 @@ static void release_fd(struct pump *p, int i)
         (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
 }
 
-static void finish(struct pump *p, struct stream *s, int err)
+void pump_finish(struct pump *p, struct stream *s, int err)
 {
     if (!s->discard || err != 0)
         s->io->err = err; /* a discarding stream keeps its destination's error at EOF */
     s->io->done = 1;
+    if (s->si >= 0)
+        release_fd(p, s->si);
+    if (s->di >= 0)
+        release_fd(p, s->di);
+    s->si = s->di = -1;
+    free(s->buf);
+    s->buf = NULL;
+}
+
+/* Stop a stream that is not done (a cancel): release its descriptors and
+ * buffer, leaving its outcome as it is (done stays 0; bytes buffered and not
+ * yet written are not counted, as for the blocking pump's cancel). */
+void pump_abandon(struct pump *p, struct stream *s)
+{
     if (s->si >= 0)
         release_fd(p, s->si);
     if (s->di >= 0)
@@ -227,7 +231,7 @@ static void finish(struct pump *p, struct stream *s, int err)
 static void dst_failed(struct pump *p, struct stream *s, int err)
 {
     if (!s->may_discard) {
-        finish(p, s, err);
+        pump_finish(p, s, err);
         return;
     }
     s->io->err = err;
@@ -392,7 +396,7 @@ static void maybe_grow(struct stream *s)
 
 /* Advance one stream until it would block, ends, or has moved ROUND_BUDGET
  * bytes. Returns true if it did anything (so the loop must not sleep). */
-static bool run_stream(struct pump *p, struct stream *s)
+bool pump_run_stream(struct pump *p, struct stream *s)
 {
     int64_t budget = ROUND_BUDGET;
     bool progress = false;
@@ -404,7 +408,7 @@ static bool run_stream(struct pump *p, struct stream *s)
             if (!se->in_ready)
                 break;
             if (s->buf == NULL && (s->buf = malloc(BUF_SIZE)) == NULL) {
-                finish(p, s, ENOMEM);
+                pump_finish(p, s, ENOMEM);
                 return true;
             }
             ssize_t n = src_read(s, se);
@@ -413,7 +417,7 @@ static bool run_stream(struct pump *p, struct stream *s)
                 break;
             }
             if (n <= 0) {
-                finish(p, s, (int)-n);
+                pump_finish(p, s, (int)-n);
                 return true;
             }
             s->io->dropped += n;
@@ -432,13 +436,13 @@ static bool run_stream(struct pump *p, struct stream *s)
                 s->ambiguous = 0;
                 progress = true;
             } else if (n == 0) {
-                finish(p, s, 0);
+                pump_finish(p, s, 0);
                 return true;
             } else if (n == -EAGAIN) {
                 maybe_grow(s);
                 int r = refresh(se, de);
                 if (r < 0) {
-                    finish(p, s, -r);
+                    pump_finish(p, s, -r);
                     return true;
                 }
                 s->ambiguous = r ? s->ambiguous + 1 : 0;
@@ -463,13 +467,13 @@ static bool run_stream(struct pump *p, struct stream *s)
         if (s->buf == NULL) {
             s->buf = malloc(BUF_SIZE);
             if (s->buf == NULL) {
-                finish(p, s, ENOMEM);
+                pump_finish(p, s, ENOMEM);
                 return true;
             }
         }
         if (s->len == 0) {
             if (s->eof) {
-                finish(p, s, 0);
+                pump_finish(p, s, 0);
                 return true;
             }
             if (!se->in_ready)
@@ -481,7 +485,7 @@ static bool run_stream(struct pump *p, struct stream *s)
                 break;
             }
             if (n < 0) {
-                finish(p, s, (int)-n);
+                pump_finish(p, s, (int)-n);
                 return true;
             }
             progress = true;
@@ -524,7 +528,7 @@ static bool splice_ok(const struct stream *s, const struct fdent *de)
 }
 
 /* Prepare one stream; a failure (EBADF, ...) ends only that stream. */
-static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_stream *io, unsigned int flags)
+void pump_setup_stream(struct pump *p, struct stream *s, struct pcd_pump_stream *io, unsigned int flags)
 {
     *s = (struct stream){.io = io, .si = -1, .di = -1, .s_nowait = true, .d_nowait = true, .wmax = BUF_SIZE,
                          .may_discard = (flags & PCD_PUMP_DISCARD_ON_ERROR) != 0};
@@ -538,7 +542,7 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
     if (r == 0)
         r = add_fd(p, io->src);
     if (r < 0) {
-        finish(p, s, -r);
+        pump_finish(p, s, -r);
         return;
     }
     s->si = r;
@@ -589,7 +593,7 @@ static void setup_stream(struct pump *p, struct stream *s, struct pcd_pump_strea
  * poll() runs that worker first, so a tty that FIONREAD calls empty is asked
  * again with poll(). A source that cannot say (not a pipe, socket or tty)
  * counts as empty once the loop last saw it would block. */
-static bool drained(struct pump *p, struct stream *s)
+bool pump_drained(struct pump *p, struct stream *s)
 {
     if (s->len > 0)
         return false;
@@ -626,7 +630,7 @@ int pcd_pump_drain(struct pcd_pump_stream *streams, int nstreams, int cancel_fd,
     bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
 
     int maxev = 2 * nstreams + 1;
-    struct pump p = {.epfd = -1};
+    struct pump p = {.epfd = -1, .cap = maxev};
     struct stream *ss = calloc((size_t)(nstreams > 0 ? nstreams : 1), sizeof *ss);
     struct epoll_event *evs = calloc((size_t)maxev, sizeof *evs);
     p.fds = calloc((size_t)maxev, sizeof *p.fds);
@@ -656,7 +660,7 @@ int pcd_pump_drain(struct pcd_pump_stream *streams, int nstreams, int cancel_fd,
         }
     }
     for (int i = 0; i < nstreams; i++)
-        setup_stream(&p, &ss[i], &streams[i], flags);
+        pump_setup_stream(&p, &ss[i], &streams[i], flags);
 
     rc = 0;
     int timeout = 0;
@@ -694,12 +698,12 @@ int pcd_pump_drain(struct pcd_pump_stream *streams, int nstreams, int cancel_fd,
         for (int i = 0; i < nstreams; i++) {
             if (ss[i].io->done)
                 continue;
-            if (draining && drained(&p, &ss[i])) {
-                finish(&p, &ss[i], 0); /* like EOF: everything written so far was delivered */
+            if (draining && pump_drained(&p, &ss[i])) {
+                pump_finish(&p, &ss[i], 0); /* like EOF: everything written so far was delivered */
                 progress = true;
                 continue;
             }
-            if (run_stream(&p, &ss[i]))
+            if (pump_run_stream(&p, &ss[i]))
                 progress = true;
             if (!ss[i].io->done)
                 active = true;

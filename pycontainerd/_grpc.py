@@ -42,6 +42,10 @@ __all__ = [
     "Connection",
     "ResponseStream",
     "Service",
+    "call_deadline",
+    "channel_options",
+    "default_namespace",
+    "map_rpc_error",
     "serving",
     "socket_path",
     "validate_namespace",
@@ -205,16 +209,7 @@ class _SharedChannel:
         with self._lock:
             self._check_usable()
             if self._channel is None:
-                self._channel = grpc.insecure_channel(
-                    f"unix://{self.path}",
-                    options=[
-                        ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
-                        ("grpc.max_receive_message_length", MAX_MESSAGE_SIZE),
-                        # libcontainerd dials with its reconnect backoff capped at 3 s (grpc's
-                        # default is 120 s), so a restarted local daemon is found again soon.
-                        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
-                    ],
-                )
+                self._channel = grpc.insecure_channel(f"unix://{self.path}", options=channel_options())
                 self._pid = os.getpid()
                 # A client nobody closed must not leave its channel to grpc's own
                 # __del__ at interpreter teardown, which can hang the exit: close it
@@ -341,6 +336,61 @@ def socket_error(path: str, details: str, code: grpc.StatusCode) -> errors.Conta
     if isinstance(problem, errors.PermissionDeniedError):
         return errors.PermissionDeniedError(f"{problem.details}: {details}", code=problem.code)
     return errors.UnavailableError(f"{details} ({problem.details})", code=code)
+
+
+def map_rpc_error(address: str, err: grpc.RpcError, *, long_running: bool = False) -> errors.ContainerdError:
+    """Map a grpc error (sync or ``grpc.aio``), adding socket diagnostics to UNAVAILABLE.
+
+    The one place both clients turn a failed call into a
+    :class:`~pycontainerd.errors.ContainerdError`.
+
+    Args:
+        address: The containerd socket path the call went to.
+        err: The error grpc raised.
+        long_running: The call was a stream or Wait: UNAVAILABLE then means the
+            connection was lost mid-call (:class:`~pycontainerd.errors.ConnectionLostError`).
+
+    Returns:
+        The exception to raise ``from err``.
+    """
+    mapped = errors.from_rpc_error(err)
+    if mapped.code is grpc.StatusCode.UNAVAILABLE:
+        mapped = socket_error(address, mapped.details, grpc.StatusCode.UNAVAILABLE)
+        if long_running and type(mapped) is errors.UnavailableError:
+            mapped = errors.ConnectionLostError(mapped.details, code=grpc.StatusCode.UNAVAILABLE)
+    return mapped
+
+
+def call_deadline(timeout: float | None, default: float | None) -> float | None:
+    """The deadline grpc gets for a call: ``timeout`` (checked) or ``default``; ``None`` for no limit.
+
+    Raises:
+        ValueError: ``timeout`` is negative or NaN.
+        TypeError: ``timeout`` is not a number.
+    """
+    chosen = default if timeout is None else _validate.seconds(timeout, "timeout")
+    return None if chosen is None or math.isinf(chosen) else chosen
+
+
+def channel_options() -> list[tuple[str, int]]:
+    """The options of every channel to containerd, sync or asyncio.
+
+    Go's 16 MiB message limits; and libcontainerd dials with its reconnect backoff
+    capped at 3 s (grpc's default is 120 s), so a restarted local daemon is found
+    again soon.
+    """
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_SIZE),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+    ]
+
+
+def default_namespace(namespace: str | None) -> str:
+    """``namespace``, else ``$CONTAINERD_NAMESPACE``, else ``"default"`` (not yet validated)."""
+    if namespace is None:
+        return os.environ.get("CONTAINERD_NAMESPACE") or DEFAULT_NAMESPACE
+    return namespace
 
 
 class CallFuture(concurrent.futures.Future[T]):
@@ -488,8 +538,7 @@ class Connection:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         lease: str | None = None,
     ) -> None:
-        if namespace is None:
-            namespace = os.environ.get("CONTAINERD_NAMESPACE") or DEFAULT_NAMESPACE
+        namespace = default_namespace(namespace)
         self._init(_SharedChannel(socket_path(address), connect_timeout), namespace, timeout, lease)
 
     def _init(self, shared: _SharedChannel, namespace: str, timeout: float | None, lease: str | None) -> None:
@@ -595,26 +644,19 @@ class Connection:
             raise mapped from err
 
     def map_error(self, err: grpc.RpcError, *, long_running: bool = False) -> errors.ContainerdError:
-        """Map a grpc error, adding socket diagnostics to UNAVAILABLE.
+        """Map a grpc error, adding socket diagnostics to UNAVAILABLE (see :func:`map_rpc_error`).
 
         Args:
             err: The error grpc raised.
-            long_running: The call was a stream or Wait: UNAVAILABLE then means the
-                connection was lost mid-call (:class:`~pycontainerd.errors.ConnectionLostError`).
+            long_running: The call was a stream or Wait.
 
         Returns:
             The exception to raise ``from err``.
         """
-        mapped = errors.from_rpc_error(err)
-        if mapped.code is grpc.StatusCode.UNAVAILABLE:
-            mapped = socket_error(self.address, mapped.details, grpc.StatusCode.UNAVAILABLE)
-            if long_running and type(mapped) is errors.UnavailableError:
-                mapped = errors.ConnectionLostError(mapped.details, code=grpc.StatusCode.UNAVAILABLE)
-        return mapped
+        return map_rpc_error(self.address, err, long_running=long_running)
 
     def _deadline(self, timeout: float | None, default: float | None) -> float | None:
-        chosen = default if timeout is None else _validate.seconds(timeout, "timeout")
-        return None if chosen is None or math.isinf(chosen) else chosen
+        return call_deadline(timeout, default)
 
     def unary(
         self,

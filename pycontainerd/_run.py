@@ -43,9 +43,13 @@ __all__ = [
     "RUN_OWNER_LABEL",
     "Attach",
     "CompletedContainer",
+    "check_run_args",
     "cleanup_runs",
+    "new_run_id",
+    "owner_token",
     "run",
     "run_container",
+    "run_spec",
     "run_stdio",
     "start_container",
 ]
@@ -165,17 +169,8 @@ def run(
         HandoffUnavailableError: ``handoff=True`` with ``stdin`` or ``tty`` (or no
             helper), before anything is created.
     """
-    if isinstance(args, (str, bytes)):
-        # list("echo hi") would run the program "e" with arguments "c", "h", ...
-        raise TypeError(f"args must be a sequence of str (['sh', '-c', ...]), not {type(args).__name__}")
-    if (rootfs is None) == (image is None):
-        raise ValueError("run() needs exactly one of rootfs= and image=")
-    if capture_output and (stdout is not None or stderr is not None):
-        raise ValueError("stdout and stderr arguments may not be used with capture_output")
-    try:
-        timeout = _validate.limit(timeout, "timeout")  # inf: no limit
-    except TypeError as exc:
-        raise ValueError(str(exc)) from None
+    timeout = check_run_args(args, rootfs=rootfs, image=image, capture_output=capture_output, stdout=stdout,
+                             stderr=stderr, timeout=timeout)
     stdio = run_stdio(stdin, stdout, stderr, capture_output=capture_output, tty=tty, handoff=handoff)
     own_client = client is None
     if client is None:
@@ -183,12 +178,10 @@ def run(
 
         client = Client()
     try:
-        # 64 random bits, like the 16 hex digits of a uuid4 without importing uuid.
-        container_id = f"pcd-run-{os.urandom(8).hex()}"
+        container_id = new_run_id()
         if rootfs is not None:
-            spec = oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd or "/", user=user, tty=tty,
-                             hostname=hostname, namespace=client.namespace, container_id=container_id,
-                             **dict(spec_options or {}))
+            spec = run_spec(args, rootfs, namespace=client.namespace, container_id=container_id, env=env,
+                            cwd=cwd, user=user, tty=tty, hostname=hostname, spec_options=spec_options)
             result = run_container(client, container_id, spec, stdio, timeout=timeout)
         else:
             from pycontainerd.registry.pull import ensure_image
@@ -204,6 +197,47 @@ def run(
     if check:
         result.check_returncode()
     return result
+
+
+def check_run_args(args: Sequence[str], *, rootfs: object, image: object, capture_output: bool,
+                   stdout: object, stderr: object, timeout: float | None) -> float | None:
+    """Refuse a run's bad arguments before anything exists (shared with ``pycontainerd.aio.run``).
+
+    Returns:
+        The checked timeout (``None``: no limit).
+
+    Raises:
+        TypeError: ``args`` is a string.
+        ValueError: Not exactly one of ``rootfs`` and ``image``, outputs with ``capture_output``,
+            a NaN or negative ``timeout``.
+    """
+    if isinstance(args, (str, bytes)):
+        # list("echo hi") would run the program "e" with arguments "c", "h", ...
+        raise TypeError(f"args must be a sequence of str (['sh', '-c', ...]), not {type(args).__name__}")
+    if (rootfs is None) == (image is None):
+        raise ValueError("run() needs exactly one of rootfs= and image=")
+    if capture_output and (stdout is not None or stderr is not None):
+        raise ValueError("stdout and stderr arguments may not be used with capture_output")
+    try:
+        return _validate.limit(timeout, "timeout")  # inf: no limit
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def new_run_id() -> str:
+    """A fresh container id for a run: ``pcd-run-`` and 64 random bits."""
+    # 64 random bits, like the 16 hex digits of a uuid4 without importing uuid.
+    return f"pcd-run-{os.urandom(8).hex()}"
+
+
+def run_spec(args: Sequence[str], rootfs: str | os.PathLike[str], *, namespace: str, container_id: str,
+             env: Mapping[str, str] | Sequence[str] | None = None, cwd: str | None = None,
+             user: str | int | tuple[int, int] | None = None, tty: bool = False, hostname: str | None = None,
+             spec_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The OCI spec of a run on a rootfs directory (see :func:`run`)."""
+    return oci.build(args=list(args), rootfs=rootfs, env=env, cwd=cwd or "/", user=user, tty=tty,
+                     hostname=hostname, namespace=namespace, container_id=container_id,
+                     **dict(spec_options or {}))
 
 
 def run_stdio(stdin: bytes | int | Any | None, stdout: int | Any | None, stderr: int | Any | None, *,
@@ -287,7 +321,7 @@ def run_container(
         TimeoutError: ``timeout`` expired (the container was killed and removed).
         ContainerdError: containerd refused a step (e.g. the binary does not exist).
     """
-    labels = {RUN_OWNER_LABEL: _owner_token()} if owned else None
+    labels = {RUN_OWNER_LABEL: owner_token()} if owned else None
     container = new_container(client, container_id, spec, labels=labels, state_dir=state_dir,
                               runtime_options=runtime_options, image=image, spec_options=spec_options)
     try:
@@ -443,7 +477,8 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def _owner_token(pid: int | None = None) -> str:
+def owner_token(pid: int | None = None) -> str:
+    """The :data:`RUN_OWNER_LABEL` value naming a process: ``<boot id>/<pid>/<start time>``."""
     pid = os.getpid() if pid is None else pid
     return f"{_boot_id()}/{pid}/{_start_time(pid)}"
 

@@ -165,6 +165,27 @@ def prepare_bundle_dir(path: str | os.PathLike[str], uid: int, gid: int) -> str:
     return _bundle.bundle_userns(norm, uid, gid)
 
 
+def lock_dir_fd(path: str | os.PathLike[str], *, missing_ok: bool = False) -> int:
+    """The descriptor :func:`process_lock` flocks: the bundle directory, opened without following a symlink.
+
+    Args:
+        path: The bundle directory.
+        missing_ok: Return -1 for a missing directory instead of raising.
+
+    Returns:
+        The descriptor (the caller closes it, which releases a lock), or -1.
+
+    Raises:
+        OSError: The directory cannot be opened.
+    """
+    try:
+        return os.open(os.fspath(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return -1
+
+
 @contextlib.contextmanager
 def process_lock(path: str | os.PathLike[str], *, missing_ok: bool = False) -> Iterator[None]:
     """Hold the bundle directory's lock while a task or exec is created in it, or deleted.
@@ -191,11 +212,8 @@ def process_lock(path: str | os.PathLike[str], *, missing_ok: bool = False) -> I
     Raises:
         OSError: The directory cannot be opened (``filename`` says which).
     """
-    try:
-        fd = os.open(os.fspath(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        if not missing_ok:
-            raise
+    fd = lock_dir_fd(path, missing_ok=missing_ok)
+    if fd < 0:
         yield
         return
     try:
@@ -205,4 +223,11 @@ def process_lock(path: str | os.PathLike[str], *, missing_ok: bool = False) -> I
         os.close(fd)  # releases the lock
 
 
-__all__ = ["MAX_ID", "mkdir_all_and_chown_new", "mkdir_and_chown", "prepare_bundle_dir", "process_lock"]
+__all__ = [
+    "MAX_ID",
+    "lock_dir_fd",
+    "mkdir_all_and_chown_new",
+    "mkdir_and_chown",
+    "prepare_bundle_dir",
+    "process_lock",
+]

@@ -33,7 +33,19 @@ _log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["BUNDLE_LABEL", "DEFAULT_RUNTIME", "Container", "default_state_dir", "new_container"]
+__all__ = [
+    "BUNDLE_LABEL",
+    "DEFAULT_RUNTIME",
+    "Container",
+    "ContainerRecord",
+    "PreparedRecord",
+    "check_checkpoint_dir",
+    "default_state_dir",
+    "delete_checkpoint",
+    "new_container",
+    "prepare_record",
+    "upload_checkpoint",
+]
 
 #: The media type of a checkpoint tar in the content store (what the runc shim restores from).
 CHECKPOINT_MEDIA_TYPE = "application/vnd.containerd.container.criu.checkpoint.criu.tar"
@@ -53,14 +65,13 @@ def _spec_terminal(spec: Any) -> bool:
     return bool(process.get("terminal", False)) if isinstance(process, Mapping) else False
 
 
-class Container:
-    """A container: its record in containerd and its bundle directory.
+class ContainerRecord:
+    """What a container is without talking to the daemon: its record, spec, bundle dir, IO owner.
 
-    Obtain one from ``Client.new_container``, ``Client.load_container`` or ``Client.containers``.
+    The pure half shared by :class:`Container` and ``pycontainerd.aio.Container``.
     """
 
-    def __init__(self, client: Client, info: ContainerInfo) -> None:
-        self._client = client
+    def __init__(self, info: ContainerInfo) -> None:
         self._info = info
 
     @property
@@ -70,7 +81,7 @@ class Container:
 
     @property
     def info(self) -> ContainerInfo:
-        """The record as last fetched (see :meth:`reload`)."""
+        """The record as last fetched (see ``reload``)."""
         return self._info
 
     @property
@@ -90,12 +101,7 @@ class Container:
         return self._info.labels.get(BUNDLE_LABEL, "")
 
     def __repr__(self) -> str:
-        return f"Container(id={self.id!r}, bundle_dir={self.bundle_dir!r})"
-
-    def reload(self, *, timeout: float | None = None) -> Container:
-        """Fetch the record again; returns self."""
-        self._info = _get(self._client, self.id, timeout)
-        return self
+        return f"{type(self).__name__}(id={self.id!r}, bundle_dir={self.bundle_dir!r})"
 
     def _io_ids(self) -> tuple[int, int]:
         return spec_user(self.spec)
@@ -127,6 +133,39 @@ class Container:
             return RuncOptions(io_uid=uid, io_gid=gid)
         return options
 
+    def _fifo_name(self, fifo_id: str | None) -> str:
+        """The process's name in its FIFO paths: the container id, or ``fifo_id`` (checked)."""
+        return self.id if fifo_id is None else _rules.identifier(fifo_id, "fifo_id")
+
+    @property
+    def _terminal(self) -> bool:
+        return _spec_terminal(self.spec)
+
+    @property
+    def _has_snapshot(self) -> bool:
+        return bool(self._info.snapshotter and self._info.snapshot_key)
+
+    def _remove_bundle(self, namespace: str) -> None:
+        """Remove the bundle dir after the record is gone (``LIBCONTAINERD_NOCLEAN=1`` keeps it)."""
+        if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
+            _remove_bundle(self.bundle_dir, self.id, namespace)
+
+
+class Container(ContainerRecord):
+    """A container: its record in containerd and its bundle directory.
+
+    Obtain one from ``Client.new_container``, ``Client.load_container`` or ``Client.containers``.
+    """
+
+    def __init__(self, client: Client, info: ContainerInfo) -> None:
+        super().__init__(info)
+        self._client = client
+
+    def reload(self, *, timeout: float | None = None) -> Container:
+        """Fetch the record again; returns self."""
+        self._info = _get(self._client, self.id, timeout)
+        return self
+
     def new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,
                  fifo_id: str | None = None, timeout: float | None = None) -> Task:
         """Create the container's task (not started; arm ``task.wait()`` then ``task.start()``).
@@ -154,15 +193,12 @@ class Container:
             ValueError: A bad ``fifo_id`` or ``checkpoint_dir`` (before any RPC).
         """
         stdio = stdio if stdio is not None else null()
-        name = self.id if fifo_id is None else _rules.identifier(fifo_id, "fifo_id")
-        terminal = _spec_terminal(self.spec)
-        if checkpoint_dir is not None:
-            checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
-            if not os.path.isdir(checkpoint_dir):
-                raise ValueError(f"checkpoint dir {checkpoint_dir!r} is not a directory")
+        name = self._fifo_name(fifo_id)
+        terminal = self._terminal
+        checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
         checkpoint = None
         if checkpoint_dir is not None:
-            checkpoint = _upload_checkpoint(self._client, checkpoint_dir, timeout)
+            checkpoint = upload_checkpoint(self._client, checkpoint_dir, timeout)
         try:
             return task.new_task(
                 self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
@@ -171,14 +207,11 @@ class Container:
             )
         finally:
             if checkpoint is not None:
-                try:
-                    self._client.api.content.delete(checkpoint.digest, timeout=timeout)
-                except errors.ContainerdError as err:
-                    _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
+                delete_checkpoint(self._client, checkpoint, timeout)
 
     def _rootfs_mounts(self, timeout: float | None) -> list[Mount]:
         # A container made from an image: its task's rootfs is its snapshot's mounts.
-        if not (self._info.snapshotter and self._info.snapshot_key):
+        if not self._has_snapshot:
             return []
         return self._client.api.snapshots.mounts(self._info.snapshotter, self._info.snapshot_key,
                                                  timeout=timeout)
@@ -236,15 +269,36 @@ class Container:
         else:
             raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
         self._client.api.containers.delete(self.id, timeout=timeout)
-        if snapshot_cleanup and self._info.snapshotter and self._info.snapshot_key:
+        if snapshot_cleanup and self._has_snapshot:
             with contextlib.suppress(errors.NotFoundError):
                 self._client.api.snapshots.remove(self._info.snapshotter, self._info.snapshot_key,
                                                   timeout=timeout)
-        if os.environ.get("LIBCONTAINERD_NOCLEAN") != "1":
-            _remove_bundle(self.bundle_dir, self.id, self._client.namespace)
+        self._remove_bundle(self._client.namespace)
 
 
-def _upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
+def check_checkpoint_dir(checkpoint_dir: str | None) -> str | None:
+    """The ``checkpoint_dir`` of ``new_task``, checked before any RPC (sync and asyncio clients).
+
+    Raises:
+        ValueError: Not an absolute path, or not a directory.
+    """
+    if checkpoint_dir is None:
+        return None
+    checkpoint_dir = _validate.absolute_path(checkpoint_dir, "checkpoint dir")
+    if not os.path.isdir(checkpoint_dir):
+        raise ValueError(f"checkpoint dir {checkpoint_dir!r} is not a directory")
+    return checkpoint_dir
+
+
+def delete_checkpoint(client: Client, checkpoint: Descriptor, timeout: float | None) -> None:
+    """Delete a restore's checkpoint blob once the task is created; a failure is only logged."""
+    try:
+        client.api.content.delete(checkpoint.digest, timeout=timeout)
+    except errors.ContainerdError as err:
+        _log.warning("failed to delete checkpoint blob %s: %s", checkpoint.digest, err)
+
+
+def upload_checkpoint(client: Client, directory: str, timeout: float | None) -> Descriptor:
     """Tar a CRIU checkpoint directory into the content store (libcontainerd's restore path)."""
     # Imported here: only a restore needs them (and `pycontainerd run` starts faster without).
     import tarfile
@@ -322,10 +376,53 @@ def new_container(client: Client, id: str, spec: Mapping[str, Any] | None = None
                                snapshot=snapshot, platform=platform, spec_options=spec_options)
 
 
-def _new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str, runtime_options: Any,
-                   bundle_dir: str | None, labels: Mapping[str, str] | None, state_dir: str | None,
-                   timeout: float | None, image: str = "", snapshotter: str = "",
-                   snapshot_key: str = "") -> Container:
+@dataclasses.dataclass(frozen=True)
+class PreparedRecord:
+    """A container record ready to be created: checked, its bundle dir made, its labels set.
+
+    The pure-local half of creating a container (no RPC), shared by the sync and asyncio
+    clients: :func:`prepare_record` makes it, the caller sends Containers/Create with
+    :attr:`labels`, and on failure calls :meth:`undo`.
+
+    Attributes:
+        path: The bundle dir (made by :func:`prepare_record`).
+        labels: The record's labels, the bundle label included.
+        existed: The bundle dir was there before.
+        parent_existed: Its parent (the default layout's namespace level) was there before.
+    """
+
+    path: str
+    labels: dict[str, str]
+    existed: bool
+    parent_existed: bool
+
+    def undo(self, *, conflict: bool) -> None:
+        """Remove what :func:`prepare_record` made after Create failed (``conflict``: the id is taken).
+
+        The id belonging to another container, its bundle may be this very path (left
+        alone), else the directory made here is empty and goes.
+        """
+        if self.existed:
+            return
+        with contextlib.suppress(OSError):
+            if conflict:
+                os.rmdir(self.path)
+            else:
+                shutil.rmtree(self.path)
+        if not self.parent_existed:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.path))
+
+
+def prepare_record(namespace: str, id: str, spec: Mapping[str, Any], *, runtime: str,
+                   bundle_dir: str | None, labels: Mapping[str, str] | None,
+                   state_dir: str | None) -> PreparedRecord:
+    """Check a new container's arguments and prepare its bundle dir (libcontainerd's ``NewContainer``).
+
+    Raises:
+        ValueError: A bad id, runtime, label, bundle path or id mapping.
+        TypeError: ``spec`` is not a mapping.
+    """
     _rules.identifier(id, "container id")
     if not isinstance(spec, Mapping):
         raise TypeError("spec must be an OCI runtime spec mapping (see pycontainerd.oci.build)")
@@ -334,15 +431,14 @@ def _new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime:
     uid, gid = _validate.spec_root(spec)  # validates the id maps: never silently root
     if bundle_dir is None:
         root = _validate.absolute_path(state_dir or default_state_dir(), "state dir")
-        bundle_dir = os.path.join(root, client.namespace, id)
+        bundle_dir = os.path.join(root, namespace, id)
     else:
         bundle_dir = _validate.absolute_path(bundle_dir, "bundle dir")
     _validate.no_symlinks(bundle_dir, "bundle dir")
     existed = os.path.lexists(bundle_dir)
     # The default layout's namespace level is made on demand: a failed create removes it
     # again when it was made here and nothing else is in it.
-    parent = os.path.dirname(bundle_dir)
-    parent_existed = os.path.lexists(parent)
+    parent_existed = os.path.lexists(os.path.dirname(bundle_dir))
     path = prepare_bundle_dir(bundle_dir, uid, gid)
     if not existed and (uid, gid) == (0, 0):
         # Only the runtime (root) opens the FIFOs: keep the directory private. On an fd
@@ -354,27 +450,24 @@ def _new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime:
             os.close(dirfd)
     all_labels = dict(labels or {})
     all_labels[BUNDLE_LABEL] = path
+    return PreparedRecord(path, all_labels, existed, parent_existed)
+
+
+def _new_container(client: Client, id: str, spec: Mapping[str, Any], *, runtime: str, runtime_options: Any,
+                   bundle_dir: str | None, labels: Mapping[str, str] | None, state_dir: str | None,
+                   timeout: float | None, image: str = "", snapshotter: str = "",
+                   snapshot_key: str = "") -> Container:
+    prepared = prepare_record(client.namespace, id, spec, runtime=runtime, bundle_dir=bundle_dir,
+                              labels=labels, state_dir=state_dir)
     try:
         info = client.api.containers.create(
-            id, spec=spec, runtime=runtime, runtime_options=runtime_options, labels=all_labels,
+            id, spec=spec, runtime=runtime, runtime_options=runtime_options, labels=prepared.labels,
             image=image, snapshotter=snapshotter, snapshot_key=snapshot_key, timeout=timeout,
         )
     except errors.AlreadyExistsError as err:
-        # The id belongs to another container: its bundle may be this very path (left
-        # alone), else the directory made here is empty and goes.
-        if not existed:
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
-            if not parent_existed:
-                with contextlib.suppress(OSError):
-                    os.rmdir(parent)
+        prepared.undo(conflict=True)
         raise errors.ConflictError(f"id already in use: {id}") from err
     except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(path)
-            if not parent_existed:
-                with contextlib.suppress(OSError):
-                    os.rmdir(parent)
+        prepared.undo(conflict=False)
         raise
     return Container(client, info)

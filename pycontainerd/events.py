@@ -35,7 +35,7 @@ from pycontainerd.api.types import Status, TaskInfo
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["TASK_EVENTS_FILTER", "EventInfo", "EventMonitor", "EventType", "decode"]
+__all__ = ["TASK_EVENTS_FILTER", "EventInfo", "EventMonitor", "EventType", "ExitTracker", "decode"]
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +108,110 @@ def decode(event: ev.Event) -> tuple[EventType, EventInfo] | None:
     return None
 
 
+class ExitTracker:
+    """What an event monitor knows, without I/O: processes seen alive, exits already reported.
+
+    The pure half of the monitor, shared by :class:`EventMonitor` and the asyncio
+    ``pycontainerd.aio.events.EventMonitor``: they feed it events and Tasks/List and
+    Tasks/Get answers, and deliver what it returns.
+    """
+
+    def __init__(self) -> None:
+        # Processes seen alive: (container, process) -> pid; what reconcile checks.
+        self.alive: dict[tuple[str, str], int] = {}
+        self._exits: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+
+    def handle(self, event: ev.Event) -> tuple[EventType, EventInfo] | None:
+        """Decode an event and note what it says; ``None`` when nothing is to be delivered.
+
+        A stale exit (an older pid) leaves the current process alone; a duplicate
+        exit (containerd#2299, #4769) is dropped.
+        """
+        decoded = decode(event)
+        if decoded is None:
+            return None
+        kind, info = decoded
+        key = (info.container_id, info.process_id)
+        if kind in (EventType.CREATE, EventType.START, EventType.EXEC_STARTED):
+            self.alive[key] = info.pid
+        elif kind is EventType.EXIT:
+            if self.alive.get(key) == info.pid:
+                del self.alive[key]
+            if not self.first_exit(info):
+                return None
+        return kind, info
+
+    def first_exit(self, info: EventInfo) -> bool:
+        """Note an exit; False if it was reported before."""
+        exit_key = (info.container_id, info.process_id, info.pid)
+        if exit_key in self._exits:
+            return False
+        self._exits[exit_key] = None
+        while len(self._exits) > _SEEN_EXITS:
+            self._exits.popitem(last=False)
+        return True
+
+    def note_existing(self, tasks: list[TaskInfo]) -> None:
+        """Note the tasks found at start: running ones get their exit reconciled later."""
+        # Only init processes are listed; execs are learned from their events.
+        for task in tasks:
+            key = (task.container_id, task.container_id)
+            if task.status is Status.STOPPED:
+                self.first_exit(EventInfo(task.container_id, task.container_id, task.pid))
+            elif task.status is not Status.UNKNOWN and key not in self.alive:
+                self.alive[key] = task.pid
+
+    def reconcile_listed(self, listed: dict[str, TaskInfo]) -> list[EventInfo]:
+        """After a reconnect: the exits of tasks created and ended while away; new running ones noted."""
+        found: list[EventInfo] = []
+        for container_id, task in listed.items():
+            key = (container_id, container_id)
+            if key not in self.alive and task.status is Status.STOPPED:
+                found += self.settle(key, task.pid, task)
+            elif key not in self.alive and task.status is not Status.UNKNOWN:
+                self.alive[key] = task.pid
+        return found
+
+    def to_check(self, listed: dict[str, TaskInfo]) -> list[tuple[tuple[str, str], int,
+                                                                  TaskInfo | str | None]]:
+        """Every process seen alive, with its state from ``listed``, or the exec id to ask Tasks/Get for.
+
+        Returns:
+            ``(key, pid, state)`` where ``state`` is a :class:`TaskInfo` or ``None`` (gone)
+            when the listing answers, else the exec id (``""``: the init process) to Get.
+        """
+        checks: list[tuple[tuple[str, str], int, TaskInfo | str | None]] = []
+        for key, pid in list(self.alive.items()):
+            container_id, process_id = key
+            if process_id == container_id and listed:
+                checks.append((key, pid, listed.get(container_id)))
+            else:
+                checks.append((key, pid, "" if process_id == container_id else process_id))
+        return checks
+
+    def settle(self, key: tuple[str, str], pid: int, state: TaskInfo | None) -> list[EventInfo]:
+        """The exits to report for process ``key`` (last seen with ``pid``) given its ``state`` now."""
+        container_id, process_id = key
+        if state is not None and state.pid == pid and state.status is not Status.STOPPED:
+            return []  # still there
+        if state is not None and state.pid == pid:
+            info = EventInfo(container_id, process_id, pid, state.exit_status, state.exited_at,
+                             reconciled=True)
+        else:
+            # Deleted (or deleted and replaced by a new process) while we were away:
+            # its exit status is lost (containerd's UnknownExitStatus).
+            info = EventInfo(container_id, process_id, pid, 255, None, reconciled=True)
+        if self.alive.get(key) == pid:
+            del self.alive[key]
+        found = [info] if self.first_exit(info) else []
+        if state is not None and state.pid != pid:
+            if state.status is Status.STOPPED:
+                found += self.settle(key, state.pid, state)
+            elif state.status is not Status.UNKNOWN:
+                self.alive[key] = state.pid
+        return found
+
+
 Backend = Callable[[str, EventType, EventInfo], None]
 
 
@@ -128,9 +232,7 @@ class EventMonitor:
         self._stream: ev.EventStream | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        # Processes seen alive: (container, process) -> pid; what reconcile checks.
-        self._alive: dict[tuple[str, str], int] = {}
-        self._exits: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        self._tracker = ExitTracker()
         self._subscribed = threading.Event()
         self.reconnects = 0
 
@@ -219,28 +321,9 @@ class EventMonitor:
         return False
 
     def _handle(self, event: ev.Event) -> None:
-        decoded = decode(event)
-        if decoded is None:
-            return
-        kind, info = decoded
-        key = (info.container_id, info.process_id)
-        if kind in (EventType.CREATE, EventType.START, EventType.EXEC_STARTED):
-            self._alive[key] = info.pid
-        elif kind is EventType.EXIT:
-            if self._alive.get(key) == info.pid:
-                del self._alive[key]  # a stale exit (an older pid) leaves the current process alone
-            if not self._first_exit(info):
-                return
-        self._deliver(kind, info)
-
-    def _first_exit(self, info: EventInfo) -> bool:
-        exit_key = (info.container_id, info.process_id, info.pid)
-        if exit_key in self._exits:
-            return False
-        self._exits[exit_key] = None
-        while len(self._exits) > _SEEN_EXITS:
-            self._exits.popitem(last=False)
-        return True
+        handled = self._tracker.handle(event)
+        if handled is not None:
+            self._deliver(*handled)
 
     def _deliver(self, kind: EventType, info: EventInfo) -> None:
         try:
@@ -249,13 +332,7 @@ class EventMonitor:
             _log.info("event for %s after stop() dropped", info.container_id)
 
     def _note_existing(self) -> None:
-        # Only init processes are listed; execs are learned from their events.
-        for task in self._client.api.tasks.list():
-            key = (task.container_id, task.container_id)
-            if task.status is Status.STOPPED:
-                self._first_exit(EventInfo(task.container_id, task.container_id, task.pid))
-            elif task.status is not Status.UNKNOWN and key not in self._alive:
-                self._alive[key] = task.pid
+        self._tracker.note_existing(self._client.api.tasks.list())
 
     def _reconcile(self) -> None:
         """Report the exits containerd will not replay: processes that ended while disconnected."""
@@ -265,47 +342,16 @@ class EventMonitor:
         except errors.ContainerdError as err:
             _log.info("reconcile: listing tasks failed: %s", err)
             listed = {}
-        for container_id, task in listed.items():
-            key = (container_id, container_id)
-            if key not in self._alive and task.status is Status.STOPPED:
-                # Created, started and exited entirely while we were away.
-                self._settle(key, task.pid, task)
-            elif key not in self._alive and task.status is not Status.UNKNOWN:
-                self._alive[key] = task.pid
-        for key, pid in list(self._alive.items()):
-            container_id, process_id = key
-            state: TaskInfo | None
-            if process_id == container_id and listed:
-                state = listed.get(container_id)
-            else:
-                exec_id = "" if process_id == container_id else process_id
+        found = self._tracker.reconcile_listed(listed)
+        for key, pid, state in self._tracker.to_check(listed):
+            if isinstance(state, str):
                 try:
-                    state = tasks.get(container_id, exec_id)
+                    state = tasks.get(key[0], state)
                 except errors.NotFoundError:
                     state = None
                 except errors.ContainerdError as err:
-                    _log.info("reconcile of %s/%s failed: %s", container_id, process_id, err)
+                    _log.info("reconcile of %s/%s failed: %s", key[0], key[1], err)
                     continue
-            self._settle(key, pid, state)
-
-    def _settle(self, key: tuple[str, str], pid: int, state: TaskInfo | None) -> None:
-        """Deliver the exit of process ``key`` (last seen with ``pid``) if ``state`` says it ended."""
-        container_id, process_id = key
-        if state is not None and state.pid == pid and state.status is not Status.STOPPED:
-            return  # still there
-        if state is not None and state.pid == pid:
-            info = EventInfo(container_id, process_id, pid, state.exit_status, state.exited_at,
-                             reconciled=True)
-        else:
-            # Deleted (or deleted and replaced by a new process) while we were away:
-            # its exit status is lost (containerd's UnknownExitStatus).
-            info = EventInfo(container_id, process_id, pid, 255, None, reconciled=True)
-        if self._alive.get(key) == pid:
-            del self._alive[key]
-        if self._first_exit(info):
+            found += self._tracker.settle(key, pid, state)
+        for info in found:
             self._deliver(EventType.EXIT, info)
-        if state is not None and state.pid != pid:
-            if state.status is Status.STOPPED:
-                self._settle(key, state.pid, state)
-            elif state.status is not Status.UNKNOWN:
-                self._alive[key] = state.pid

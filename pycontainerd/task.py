@@ -43,7 +43,17 @@ from pycontainerd.stdio.strategy import Stdio
 if TYPE_CHECKING:
     from pycontainerd.client import Client
 
-__all__ = ["ExitStatus", "Process", "Task", "attach_task", "load_task", "new_task"]
+__all__ = [
+    "ExitStatus",
+    "Process",
+    "Task",
+    "attach_task",
+    "check_deletable",
+    "check_exec",
+    "drain_timeout_error",
+    "load_task",
+    "new_task",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -244,11 +254,7 @@ class Process:
                     io.cancel()
                     # The pump stops promptly once cancelled: let it hand over what it copied.
                     io.wait(_CANCEL_GRACE)
-                    _settle(result, exception=errors.DrainTimeoutError(
-                        f"process {self.id!r} exited with status {status.code} but its output was still "
-                        f"held open {limit} s later (a background process inherited it?); copying stopped",
-                        status=status,
-                    ))
+                    _settle(result, exception=drain_timeout_error(self.id, status, float(limit)))
 
                 timer = threading.Timer(float(limit), expire)
                 timer.daemon = True
@@ -317,11 +323,7 @@ class Process:
             FailedPreconditionError: It is still running (checked with Tasks/Get first).
         """
         info = self.status(timeout=timeout)
-        if info.status not in _STOPPED_OR_GONE and not (info.status is Status.CREATED and not info.pid):
-            raise errors.FailedPreconditionError(
-                f"{self._kind} must be stopped before deletion: {info.status.value}",
-                code=None,
-            )
+        check_deletable(info, self._kind)
         return self._delete(info, timeout)
 
     @property
@@ -547,10 +549,7 @@ class Task(Process):
             ValueError: A bad exec id or spec (before any RPC or FIFO).
             ConflictError: The exec id is in use.
         """
-        _rules.identifier(exec_id, "exec id")
-        _validate.process_args(process_spec)
-        _validate.seconds(drain_timeout, "drain_timeout")
-        terminal = bool(process_spec.get("terminal", False))
+        terminal = check_exec(exec_id, process_spec, drain_timeout)
 
         def rpc(config: IOConfig) -> int:
             self._client.api.tasks.exec(
@@ -566,6 +565,43 @@ class Task(Process):
         )
         return Process(self._client, self._container_id, exec_id, io, drain_timeout=drain_timeout,
                        bundle_dir=self._bundle_dir)
+
+
+def check_deletable(info: TaskInfo, kind: str) -> None:
+    """Refuse to delete a process that still runs (Tasks/Get said so); shared with ``pycontainerd.aio``.
+
+    Args:
+        info: The process as Tasks/Get reports it.
+        kind: ``"task"`` or ``"process"``, for the message.
+
+    Raises:
+        FailedPreconditionError: It is neither stopped, gone, nor created without a pid.
+    """
+    if info.status not in _STOPPED_OR_GONE and not (info.status is Status.CREATED and not info.pid):
+        raise errors.FailedPreconditionError(f"{kind} must be stopped before deletion: {info.status.value}",
+                                             code=None)
+
+
+def check_exec(exec_id: str, process_spec: Mapping[str, Any], drain_timeout: float | None) -> bool:
+    """Check an exec's arguments before any RPC or FIFO; returns whether it has a terminal.
+
+    Raises:
+        ValueError: A bad exec id, spec or drain timeout.
+        TypeError: A spec or timeout of the wrong type.
+    """
+    _rules.identifier(exec_id, "exec id")
+    _validate.process_args(process_spec)
+    _validate.seconds(drain_timeout, "drain_timeout")
+    return bool(process_spec.get("terminal", False))
+
+
+def drain_timeout_error(process_id: str, status: ExitStatus, limit: float) -> errors.DrainTimeoutError:
+    """The error of a process whose output was still held open ``limit`` seconds after its exit."""
+    return errors.DrainTimeoutError(
+        f"process {process_id!r} exited with status {status.code} but its output was still "
+        f"held open {limit} s later (a background process inherited it?); copying stopped",
+        status=status,
+    )
 
 
 def _create_process(client: Client, container_id: str, exec_id: str, *, directory: str, name: str,

@@ -16,6 +16,11 @@ from pycontainerd.api.types import Version
 __all__ = ["VersionService"]
 
 
+def version_request() -> Any:
+    """The (empty) request of Version/Version."""
+    return empty_pb2.Empty()
+
+
 def version_result(response: Any) -> Version:
     """The version and revision a ``VersionResponse`` reports."""
     return Version(version=response.version, revision=response.revision)
@@ -32,5 +37,5 @@ class VersionService(Service):
         Raises:
             UnavailableError: The daemon cannot be reached.
         """
-        response = self._conn.unary(self.stub.Version, empty_pb2.Empty(), timeout=timeout, metadata=metadata)
+        response = self._conn.unary(self.stub.Version, version_request(), timeout=timeout, metadata=metadata)
         return version_result(response)

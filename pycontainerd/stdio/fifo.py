@@ -30,6 +30,7 @@ import errno
 import os
 import stat
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final
 
@@ -105,6 +106,61 @@ def _remove_empty_dir(path: str) -> None:
             os.close(dirfd)
 
 
+def open_writer(path: str) -> int:
+    """Open a FIFO's write end ``O_NONBLOCK`` now, without waiting for a reader.
+
+    For a stdin FIFO whose reader (the shim) is probably open: after Tasks/Create, or an
+    exec's Start. Only probably: the shim opens it in a goroutine that may run later, so
+    ``ENXIO`` may mean "no reader yet" (then see :func:`open_writer_later`). The path is
+    opened ``O_PATH`` on the symlink-refusing walk and reopened only if it is still the
+    same FIFO (dev and inode), as :class:`PendingFIFO` does.
+
+    Args:
+        path: The FIFO.
+
+    Returns:
+        The write end (``O_WRONLY|O_NONBLOCK|O_CLOEXEC``), owned by the caller.
+
+    Raises:
+        OSError: ``ENXIO`` when no reader has it open (not yet, or no more), or the
+            walk or reopen failed.
+    """
+    directory, name = os.path.split(path)
+    dirfd = _fifo.open_dir(directory)
+    try:
+        handle, dev, ino = _fifo.fifo_open_path(dirfd, name, path)
+    finally:
+        os.close(dirfd)
+    try:
+        return _fifo.fifo_reopen(handle, os.O_WRONLY | os.O_NONBLOCK, dev, ino, path)
+    finally:
+        os.close(handle)
+
+
+def open_writer_later(path: str, on_done: Callable[[PendingFIFO], None]) -> PendingFIFO:
+    """Open a FIFO's write end once a reader has it open, in a thread; ``on_done`` tells when.
+
+    For a stdin FIFO whose reader may not exist yet although the process was created:
+    containerd's shim opens it in a goroutine (containerd/fifo's ``OpenFifo`` with
+    ``O_NONBLOCK`` returns before its open(2)), so :func:`open_writer` can fail with
+    ``ENXIO`` right after Tasks/Create or an exec's Start. A daemon thread performs the
+    blocking open, as :meth:`FIFOSet.open` does for the sync client.
+
+    Args:
+        path: The FIFO.
+        on_done: Called once, in the opener thread, when the open finished (opened,
+            failed, or cancelled by :meth:`PendingFIFO.cancel`/``close``).
+
+    Returns:
+        The pending end: :meth:`PendingFIFO.fileno` once ``on_done`` ran (blocking
+        descriptor, owned by it), :meth:`PendingFIFO.close` to give up or release it.
+
+    Raises:
+        OSError: The path is not this FIFO (symlink, replaced), or no thread could start.
+    """
+    return PendingFIFO._open_writer(path, on_done)
+
+
 class PendingFIFO:
     """One client end of a FIFO, possibly still being opened in the background.
 
@@ -128,6 +184,7 @@ class PendingFIFO:
         self._handle: int | None = None
         self._dev = 0
         self._ino = 0
+        self._on_done: Callable[[PendingFIFO], None] | None = None
 
     @classmethod
     def _opened(cls, path: str, fd: int) -> PendingFIFO:
@@ -137,8 +194,9 @@ class PendingFIFO:
         return end
 
     @classmethod
-    def _open_writer(cls, path: str) -> PendingFIFO:
+    def _open_writer(cls, path: str, on_done: Callable[[PendingFIFO], None] | None = None) -> PendingFIFO:
         end = cls(path)
+        end._on_done = on_done
         directory, name = os.path.split(path)
         dirfd = _fifo.open_dir(directory)
         try:
@@ -156,6 +214,13 @@ class PendingFIFO:
         return end
 
     def _run(self) -> None:
+        try:
+            self._open()
+        finally:
+            if self._on_done is not None:
+                self._on_done(self)
+
+    def _open(self) -> None:
         assert self._handle is not None
         try:
             fd = _fifo.fifo_reopen(self._handle, os.O_WRONLY, self._dev, self._ino, self.path)
@@ -470,12 +535,18 @@ class FIFOSet:
         for fd in self._create().values():
             os.close(fd)
 
-    def open(self) -> FIFOPipes:
+    def open(self, *, defer_stdin: bool = False) -> FIFOPipes:
         """Create the FIFOs if needed and open the client ends without blocking.
 
         stdout/stderr read ends are open on return; the stdin write end
         completes in the background once the shim opens its reader. On
         failure everything opened is closed and the FIFOs are removed.
+
+        Args:
+            defer_stdin: Create the stdin FIFO but open no end of it (``pipes.stdin``
+                is ``None``): the caller opens the writer with :func:`open_writer`
+                once the shim has opened its reader (after Create, or an exec's
+                Start), without a thread.
 
         Returns:
             The client ends; close them with :meth:`FIFOPipes.close`.
@@ -494,8 +565,9 @@ class FIFOSet:
             if self.stdin is not None:
                 # Our own reader would let our writer's open succeed at once.
                 os.close(read_ends.pop(self.stdin))
-                stdin = PendingFIFO._open_writer(self.stdin)
-                ends.append(stdin)
+                if not defer_stdin:
+                    stdin = PendingFIFO._open_writer(self.stdin)
+                    ends.append(stdin)
             stdout = PendingFIFO._opened(self.stdout, read_ends.pop(self.stdout))
             ends.append(stdout)
             stderr = None
@@ -557,4 +629,5 @@ class FIFOSet:
         )
 
 
-__all__ = ["FIFO_MODE", "FIFOCancelledError", "FIFOPipes", "FIFOSet", "PendingFIFO"]
+__all__ = ["FIFO_MODE", "FIFOCancelledError", "FIFOPipes", "FIFOSet", "PendingFIFO", "open_writer",
+           "open_writer_later"]

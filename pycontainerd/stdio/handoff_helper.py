@@ -56,15 +56,21 @@ from typing import Literal
 from pycontainerd import _rules
 
 __all__ = [
+    "ANCILLARY_SIZE",
     "HELPER_NAME",
+    "MESSAGE_SIZE",
     "PROTOCOL_VERSION",
     "HandoffError",
     "HandoffPipes",
     "HandoffProtocolError",
     "HandoffRefusedError",
     "HelperNotBuiltError",
+    "absorb",
     "binary_uri",
+    "check_peer",
     "connect",
+    "connect_address",
+    "finish_message",
     "helper_path",
     "receive",
     "wait_socket",
@@ -229,15 +235,12 @@ def connect(sock: socket.socket, path: str) -> None:
         OSError: From connect(2) (``ConnectionRefusedError``: nobody listens), or
             opening the directory (a symlink as its last component is refused).
     """
-    if _rules.socket_path_fits(path):
-        sock.connect(path)
-        return
-    directory, base = os.path.split(path)
-    dirfd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    address, dirfd = connect_address(path)
     try:
-        sock.connect(f"/proc/self/fd/{dirfd}/{base}")
+        sock.connect(address)
     finally:
-        os.close(dirfd)
+        if dirfd >= 0:
+            os.close(dirfd)
 
 
 def _close_all(fds: list[int]) -> None:
@@ -297,30 +300,77 @@ def _receive_message(sock: socket.socket, socket_path: str, fds: list[int]) -> t
     Returns:
         The message's flags and the helper's pid.
     """
-    # Anyone able to bind in the bundle dir could pose as the helper and
-    # feed us other fds: accept only root or ourselves as the server.
+    pid = check_peer(sock, socket_path)
+    data = b""
+    while len(data) < MESSAGE_SIZE:
+        received = sock.recvmsg(MESSAGE_SIZE - len(data), ANCILLARY_SIZE, socket.MSG_CMSG_CLOEXEC)
+        data = absorb(received, data, fds, socket_path)
+    return finish_message(data, fds, socket_path), pid
+
+
+#: Bytes of the helper's message.
+MESSAGE_SIZE = _HEADER.size
+#: The ancillary buffer every ``recvmsg`` of the message needs (room for surplus fds).
+ANCILLARY_SIZE = socket.CMSG_SPACE(_MAX_FDS * 4)
+
+
+def check_peer(sock: socket.socket, socket_path: str) -> int:
+    """Accept only root or ourselves as the server; returns the helper's pid.
+
+    Anyone able to bind in the bundle dir could pose as the helper and feed us other fds.
+
+    Raises:
+        HandoffProtocolError: Another uid serves the socket.
+    """
     pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid not in (0, os.geteuid()):
         raise HandoffProtocolError(f"{socket_path}: served by uid {uid} (pid {pid}), not root or us")
-    data = b""
-    while len(data) < _HEADER.size:
-        msg, ancdata, msg_flags, _addr = sock.recvmsg(
-            _HEADER.size - len(data), socket.CMSG_SPACE(_MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC
-        )
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                arr = array.array("i")
-                arr.frombytes(payload[: len(payload) - len(payload) % arr.itemsize])
-                fds.extend(arr)
-        if msg_flags & socket.MSG_CTRUNC:
-            raise HandoffProtocolError(f"{socket_path}: control message truncated")
-        if not msg:
-            if not data and not fds:
-                raise HandoffRefusedError(
-                    f"{socket_path}: the helper refused uid {os.geteuid()} (closed without an answer)"
-                )
-            raise HandoffProtocolError(f"{socket_path}: connection closed mid-message")
-        data += msg
+    return int(pid)
+
+
+def absorb(received: tuple[bytes, list[tuple[int, int, bytes]], int, object], data: bytes, fds: list[int],
+           socket_path: str) -> bytes:
+    """Take one ``recvmsg`` result of the message: its fds into ``fds``, its bytes after ``data``.
+
+    The pure half of receiving (no I/O), shared by the blocking :func:`receive` and the
+    asyncio client's non-blocking one.
+
+    Args:
+        received: What ``sock.recvmsg(..., ANCILLARY_SIZE, MSG_CMSG_CLOEXEC)`` returned.
+        data: The message bytes so far.
+        fds: Received descriptors so far (the caller closes them on error).
+        socket_path: For the messages.
+
+    Returns:
+        The message bytes so far, with these.
+
+    Raises:
+        HandoffRefusedError: The helper closed without answering.
+        HandoffProtocolError: The connection closed mid-message, or the control data was truncated.
+    """
+    msg, ancdata, msg_flags, _addr = received
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            arr = array.array("i")
+            arr.frombytes(payload[: len(payload) - len(payload) % arr.itemsize])
+            fds.extend(arr)
+    if msg_flags & socket.MSG_CTRUNC:
+        raise HandoffProtocolError(f"{socket_path}: control message truncated")
+    if not msg:
+        if not data and not fds:
+            raise HandoffRefusedError(
+                f"{socket_path}: the helper refused uid {os.geteuid()} (closed without an answer)"
+            )
+        raise HandoffProtocolError(f"{socket_path}: connection closed mid-message")
+    return data + msg
+
+
+def finish_message(data: bytes, fds: list[int], socket_path: str) -> int:
+    """Check a complete message and its fds (two pipe read ends); returns its flags.
+
+    Raises:
+        HandoffProtocolError: Not a pcd-handoff message of this version, or not two pipe read ends.
+    """
     magic, version, flags, _pad = _HEADER.unpack(data)
     if magic != _MAGIC or version != PROTOCOL_VERSION:
         raise HandoffProtocolError(f"{socket_path}: not a pcd-handoff v{PROTOCOL_VERSION} message: {data!r}")
@@ -329,7 +379,22 @@ def _receive_message(sock: socket.socket, socket_path: str, fds: list[int]) -> t
     for fd in fds:
         # MSG_CMSG_CLOEXEC already did it; this is the documented guarantee.
         os.set_inheritable(fd, False)
-    return int(flags), int(pid)
+    return int(flags)
+
+
+def connect_address(path: str) -> tuple[str, int]:
+    """The address to ``connect()`` to for ``path``, and a directory fd to close after connecting (or -1).
+
+    A path longer than ``sun_path`` is reached through ``/proc/self/fd/<dir fd>/<name>``.
+
+    Raises:
+        OSError: The directory cannot be opened (a symlink as its last component is refused).
+    """
+    if _rules.socket_path_fits(path):
+        return path, -1
+    directory, base = os.path.split(path)
+    dirfd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return f"/proc/self/fd/{dirfd}/{base}", dirfd
 
 
 def wait_socket(path: str, timeout: float, *, interval: float = 0.005) -> None:

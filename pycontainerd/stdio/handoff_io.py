@@ -71,6 +71,7 @@ __all__ = [
     "HandoffIO",
     "HandoffUnavailableError",
     "available",
+    "remove_stale_socket",
     "socket_from_uri",
     "socket_path",
     "unavailable_reason",
@@ -170,7 +171,7 @@ def unavailable_reason(stdio: Stdio, *, terminal: bool) -> str | None:
     return None
 
 
-def _remove_stale_socket(path: str) -> None:
+def remove_stale_socket(path: str) -> None:
     """Remove a socket left at ``path`` by a helper that was killed (nobody listens on it).
 
     The helper never replaces an existing file, so a leftover would make it
@@ -238,7 +239,7 @@ class HandoffIO(ProcessIO):
         Raises:
             OSError: A sink descriptor is not open, or the log file cannot be opened.
         """
-        _remove_stale_socket(socket_path)
+        remove_stale_socket(socket_path)
         uri = handoff_helper.binary_uri(socket_path, owner_uid=os.geteuid() or None)
         return cls(socket_path, uri, Ends.claim(outputs), timeout=timeout)
 

@@ -20,7 +20,7 @@ from pycontainerd.stdio.handoff_io import HandoffIO, HandoffUnavailableError
 from pycontainerd.stdio.process_io import ProcessIO, no_io
 from pycontainerd.stdio.strategy import Stdio, Transport
 
-__all__ = ["loaded_io", "open_io", "reattach_io", "transport_for"]
+__all__ = ["fifos_of", "loaded_io", "open_io", "poke_writers", "reattach_io", "transport_for"]
 
 
 def transport_for(stdio: Stdio, *, terminal: bool) -> Transport | None:
@@ -96,7 +96,7 @@ def reattach_io(stdio: Stdio, info: TaskInfo) -> ProcessIO:
         FileNotFoundError: The handoff helper's socket is gone (the helper was killed).
         HandoffError: The helper refused or answered wrongly.
     """
-    every = _fifos_of(info)
+    every = fifos_of(info)
     reachable = info.status is not Status.UNKNOWN
     if handoff_io.socket_from_uri(info.stdout) is not None:
         if not reachable or not stdio.needs_fifos:
@@ -114,7 +114,7 @@ def reattach_io(stdio: Stdio, info: TaskInfo) -> ProcessIO:
         terminal=every.terminal,
     )
     io = FIFOIO.open(stdio, opened, also_remove=every if opened.paths != every.paths else None)
-    _poke_writers(opened)
+    poke_writers(opened)
     return io
 
 
@@ -124,10 +124,10 @@ def loaded_io(info: TaskInfo) -> ProcessIO:
     Args:
         info: The process as ``Tasks/Get`` reports it.
     """
-    return FIFOIO.unread(_fifos_of(info))
+    return FIFOIO.unread(fifos_of(info))
 
 
-def _fifos_of(info: TaskInfo) -> FIFOSet | None:
+def fifos_of(info: TaskInfo) -> FIFOSet | None:
     """Every FIFO path Tasks/Get reports for a process (``None``: none this client could have made)."""
     if not info.stdout:
         return None
@@ -142,7 +142,7 @@ def _fifos_of(info: TaskInfo) -> FIFOSet | None:
         return None  # relative paths, URIs: not FIFOs of ours, leave them
 
 
-def _poke_writers(fifos: FIFOSet) -> None:
+def poke_writers(fifos: FIFOSet) -> None:
     """Connect and drop a writer on each reattached output FIFO.
 
     A read end only reports EOF once a writer has connected and left. If the

@@ -226,3 +226,14 @@ def other_namespace(containerd_address: str) -> Iterator[str]:
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A busybox root filesystem directory, shared by the session (do not modify it)."""
     return testing.busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture
+def aio_client_factory(containerd_address: str, namespace: str) -> Any:
+    """Makes a ``pycontainerd.aio.Client`` on the test's namespace (in the test's own event loop)."""
+    from pycontainerd import aio
+
+    def make() -> Any:
+        return aio.Client(containerd_address, namespace=namespace)
+
+    return make

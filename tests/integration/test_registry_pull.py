@@ -91,6 +91,29 @@ def test_run_pulls_missing_once(client: Any, registry: tr.PrivateRegistry, hello
     assert client.get_image(ref).updated_at != first
 
 
+@pytest.mark.asyncio
+async def test_aio_run_pulls_like_the_sync_run(client: Any, aio_client_factory: Any,
+                                               registry: tr.PrivateRegistry, hello: ti.BuiltImage) -> None:
+    from pycontainerd import aio
+
+    upload(registry, "test/hello", "aio", hello)
+    ref = f"{registry.host}/test/hello:aio"
+    options = {"plain_http": True}
+    async with aio_client_factory() as aclient:
+        with pytest.raises(errors.NotFoundError):
+            await aio.run([], image=ref, client=aclient, pull="never")
+        with pytest.raises(ValueError, match="pull must be one of"):
+            await aio.run([], image=ref, client=aclient, pull="sometimes")
+        result = await aio.run([], image=ref, client=aclient, capture_output=True, pull_options=options)
+        assert result.stdout == b"hello from the registry\n"
+        first = client.get_image(ref).updated_at
+        await aio.run([], image=ref, client=aclient, capture_output=True, pull_options=options)
+        assert client.get_image(ref).updated_at == first  # "missing": not pulled again
+        await aio.run([], image=ref, client=aclient, capture_output=True, pull="always", pull_options=options)
+        assert client.get_image(ref).updated_at != first
+        assert await aclient.containers() == []
+
+
 def test_unknown_tag_is_not_found_and_leaves_nothing(client: Any, registry: tr.PrivateRegistry) -> None:
     with pytest.raises(RegistryNotFoundError, match=r"MANIFEST_UNKNOWN|NAME_UNKNOWN") as info:
         client.pull(f"{registry.host}/test/none:nope", plain_http=True)

@@ -108,8 +108,8 @@ def test_run_gives_up_naming_the_container_and_cleanup_runs_removes_it(
 
 
 def test_owner_tokens() -> None:
-    assert _run._owner_alive(_run._owner_token())
-    me = _run._owner_token()
+    assert _run._owner_alive(_run.owner_token())
+    me = _run.owner_token()
     boot, pid, start = me.split("/")
     assert not _run._owner_alive(f"{boot}/{pid}/{int(start) + 1}")  # pid reused by a later process
     assert not _run._owner_alive(f"another-boot/{pid}/{start}")

@@ -12,8 +12,8 @@ from pycontainerd.stdio import handoff_helper as handoff
 from pycontainerd.stdio.fifo_io import FIFOIO
 from pycontainerd.stdio.handoff_io import (
     HandoffIO,
-    _remove_stale_socket,
     available,
+    remove_stale_socket,
     socket_from_uri,
     socket_path,
 )
@@ -121,7 +121,7 @@ def test_open_builds_uri_and_closes_cleanly(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_remove_stale_socket_only_when_nobody_listens(tmp_path):
+def testremove_stale_socket_only_when_nobody_listens(tmp_path):
     stale = str(tmp_path / "stale.sock")
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(stale)
@@ -129,8 +129,8 @@ def test_remove_stale_socket_only_when_nobody_listens(tmp_path):
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(live)
         listener.listen(1)
-        _remove_stale_socket(stale)
-        _remove_stale_socket(live)
-        _remove_stale_socket(str(tmp_path / "missing.sock"))
+        remove_stale_socket(stale)
+        remove_stale_socket(live)
+        remove_stale_socket(str(tmp_path / "missing.sock"))
         assert not os.path.exists(stale)
         assert os.path.exists(live)

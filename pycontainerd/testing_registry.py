@@ -418,7 +418,9 @@ class Fault:
         headers: Headers of the ``status`` answer.
         body: Body of the ``status`` answer.
         flip_at: Flip the bits of the answer body's byte at this offset.
-        stall: Seconds to wait before answering.
+        stall: Seconds to wait before answering (with ``stall_after``: mid-body instead).
+        stall_after: Send this many body bytes of the answer first, then stall (a
+            transfer that hangs mid-blob).
         times: How many matching requests it applies to (``-1``: all).
         hits: How many it applied to so far.
     """
@@ -432,6 +434,7 @@ class Fault:
     flip_at: int | None = None
     stall: float = 0.0
     times: int = 1
+    stall_after: int | None = None
     hits: int = 0
 
 
@@ -485,7 +488,7 @@ class FaultProxy:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
         fault = self._fault(method, path)
-        if fault is not None and fault.stall:
+        if fault is not None and fault.stall and fault.stall_after is None:
             time.sleep(fault.stall)
         if fault is not None and fault.status is not None:
             self._record(method, path, fault.status, handler)
@@ -515,6 +518,11 @@ class FaultProxy:
                 return
             if fault is not None and fault.flip_at is not None and fault.flip_at < len(data):
                 data = data[: fault.flip_at] + bytes([data[fault.flip_at] ^ 0xFF]) + data[fault.flip_at + 1 :]
+            if fault is not None and fault.stall_after is not None:
+                handler.wfile.write(data[: fault.stall_after])
+                handler.wfile.flush()
+                time.sleep(fault.stall)
+                data = data[fault.stall_after :]
             if fault is not None and fault.cut_after is not None:
                 handler.wfile.write(data[: fault.cut_after])
                 handler.wfile.flush()

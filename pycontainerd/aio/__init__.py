@@ -33,6 +33,7 @@ from pycontainerd.aio.run import (
     run,
 )
 from pycontainerd.aio.task import Process, Task
+from pycontainerd.aio.transfer import Transfer
 
 __all__ = [
     "CANCEL_CLEANUP_TIMEOUT",
@@ -46,6 +47,7 @@ __all__ = [
     "EventMonitor",
     "Process",
     "Task",
+    "Transfer",
     "create_subprocess_exec",
     "run",
 ]

@@ -215,6 +215,32 @@ async def test_cancelling_a_pull_stalled_mid_layer_is_prompt_and_leaves_nothing(
         assert leftovers(client) == NOTHING
 
 
+async def test_cancelling_a_stalled_push_is_prompt_and_keeps_the_image(aio_client_factory: Any, client: Any,
+                                                                     registry: tr.PrivateRegistry,
+                                                                     tmp_path: Path) -> None:
+    built = _small("pushed\n")
+    archive = ti.write_oci_archive(tmp_path / "s.tar", {"docker.io/aio/s:1": built})
+    with tr.FaultProxy(registry.host) as proxy:
+        # Every upload's answer hangs: the push sits in a read of its first PUT.
+        proxy.faults.append(tr.Fault("PUT", "/blobs/uploads/", stall=STALL, times=-1))
+        async with aio_client_factory() as aclient:
+            (local,) = await aclient.import_archive(archive, unpack=False)
+            task = asyncio.ensure_future(aclient.push(local, f"{proxy.host}/aio/s:1", plain_http=True))
+            for _ in range(600):
+                if any(method == "PUT" for method, *_ in proxy.log) or proxy.faults[0].hits:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert time.monotonic() - started < CANCEL_BOUND
+            assert [i.name for i in await aclient.list_images()] == ["docker.io/aio/s:1"]
+            await aclient.delete_image("docker.io/aio/s:1", sync=True)
+    assert leftovers(client) == NOTHING
+
+
 async def test_cancelling_an_import_from_a_slow_pipe_leaves_nothing(aio_client_factory: Any, client: Any,
                                                                    tmp_path: Path) -> None:
     big = ti.Layer([ti.file("big", os.urandom(8 << 20))], gzip=False)

@@ -220,8 +220,12 @@ class Client:
             objects (see :mod:`pycontainerd.aio.images` for which of their methods block).
 
         Raises:
-            The sync ``Client.import_archive``'s errors (``ArchiveError``,
-            ``TruncatedArchiveError``, ``BlobMismatchError``, ``NoMatchingPlatformError``, ...).
+            TruncatedArchiveError: Not a tar, or it ends early.
+            ArchiveError: Neither layout, a missing index or file, no name for an unnamed image.
+            BlobMismatchError: A blob does not have the digest or size it should.
+            NoMatchingPlatformError: No manifest for the platform.
+            SnapshotterError: The daemon has no such snapshotter.
+            asyncio.CancelledError: The call was cancelled (nothing of the import is left).
         """
         from pycontainerd.aio import images
 
@@ -338,9 +342,13 @@ class Client:
             The image: a sync :class:`pycontainerd.images.Image` (its content methods block).
 
         Raises:
-            The sync ``Client.pull``'s errors: ``InvalidReferenceError``,
-            ``RegistryNotFoundError``, ``RegistryAuthError``, ``RegistryUnavailableError``,
-            ``BlobMismatchError``, ``NoMatchingPlatformError``, ...
+            InvalidReferenceError: ``ref`` is not a reference (a ``ValueError`` naming the rule).
+            RegistryNotFoundError: No such repository, tag or manifest (a ``NotFoundError``).
+            RegistryAuthError: Credentials needed, or refused.
+            RegistryUnavailableError: The registry cannot be reached or keeps failing.
+            BlobMismatchError: Content that does not match its digest or size.
+            NoMatchingPlatformError: Nothing for the platform.
+            asyncio.CancelledError: The call was cancelled (nothing of the pull is left).
         """
         from pycontainerd.aio import images
 
@@ -418,8 +426,12 @@ class Client:
             The descriptor of what the reference now names (manifest or index).
 
         Raises:
-            The sync ``Client.push``'s errors: ``NotFoundError``, ``InvalidReferenceError``,
-            ``MissingBlobError``, ``RegistryAuthError``, ``RegistryUnavailableError``, ...
+            NotFoundError: No such image.
+            InvalidReferenceError: ``ref`` is not a reference.
+            MissingBlobError: Content of the image is not in the store.
+            RegistryAuthError, RegistryDeniedError: Not allowed to push.
+            RegistryUnavailableError: The registry cannot be reached or keeps failing.
+            asyncio.CancelledError: The call was cancelled.
         """
         from pycontainerd.aio import images
 

@@ -455,10 +455,24 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int, str]] = []
         self._lock = threading.Lock()
+        # Stalls end early when the proxy closes, and close() ends every connection and
+        # waits for its thread: nothing of a test's proxy outlives it.
+        self._closing = threading.Event()
+        self._connections: dict[threading.Thread, socket.socket] = {}
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy._connections[threading.current_thread()] = self.connection
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._connections.pop(threading.current_thread(), None)
+                super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -488,8 +502,9 @@ class FaultProxy:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
         fault = self._fault(method, path)
-        if fault is not None and fault.stall and fault.stall_after is None:
-            time.sleep(fault.stall)
+        if fault is not None and fault.stall and fault.stall_after is None \
+                and self._closing.wait(fault.stall):
+            return
         if fault is not None and fault.status is not None:
             self._record(method, path, fault.status, handler)
             handler.send_response(fault.status)
@@ -521,7 +536,8 @@ class FaultProxy:
             if fault is not None and fault.stall_after is not None:
                 handler.wfile.write(data[: fault.stall_after])
                 handler.wfile.flush()
-                time.sleep(fault.stall)
+                if self._closing.wait(fault.stall):
+                    return
                 data = data[fault.stall_after :]
             if fault is not None and fault.cut_after is not None:
                 handler.wfile.write(data[: fault.cut_after])
@@ -540,9 +556,17 @@ class FaultProxy:
             self.log.append((method, path, status, handler.headers.get("Range") or ""))
 
     def close(self) -> None:
-        """Stop serving."""
+        """Stop serving: end stalls and connections, and wait (boundedly) for their threads."""
+        self._closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:
+            connections = dict(self._connections)
+        for conn in connections.values():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in connections:
+            thread.join(10)
 
     def __enter__(self) -> FaultProxy:
         return self

@@ -266,9 +266,16 @@ class Transport:
             _shut(conn)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every connection: pooled ones, and any a broken or cancelled transfer still held."""
         self._unregister()
         self._pool.clear()
+        with self._live_lock:
+            live = list(self._live)
+            self._live.clear()
+        for conn in live:
+            # A response abandoned mid-body never gives its connection back to the pool:
+            # close its socket now rather than whenever the garbage collector gets to it.
+            conn.close()
 
     def request(
         self,

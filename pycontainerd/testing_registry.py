@@ -418,7 +418,9 @@ class Fault:
         headers: Headers of the ``status`` answer.
         body: Body of the ``status`` answer.
         flip_at: Flip the bits of the answer body's byte at this offset.
-        stall: Seconds to wait before answering.
+        stall: Seconds to wait before answering (with ``stall_after``: mid-body instead).
+        stall_after: Send this many body bytes of the answer first, then stall (a
+            transfer that hangs mid-blob).
         times: How many matching requests it applies to (``-1``: all).
         hits: How many it applied to so far.
     """
@@ -432,6 +434,7 @@ class Fault:
     flip_at: int | None = None
     stall: float = 0.0
     times: int = 1
+    stall_after: int | None = None
     hits: int = 0
 
 
@@ -452,10 +455,24 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int, str]] = []
         self._lock = threading.Lock()
+        # Stalls end early when the proxy closes, and close() ends every connection and
+        # waits for its thread: nothing of a test's proxy outlives it.
+        self._closing = threading.Event()
+        self._connections: dict[threading.Thread, socket.socket] = {}
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy._connections[threading.current_thread()] = self.connection
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._connections.pop(threading.current_thread(), None)
+                super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -485,8 +502,9 @@ class FaultProxy:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
         fault = self._fault(method, path)
-        if fault is not None and fault.stall:
-            time.sleep(fault.stall)
+        if fault is not None and fault.stall and fault.stall_after is None \
+                and self._closing.wait(fault.stall):
+            return
         if fault is not None and fault.status is not None:
             self._record(method, path, fault.status, handler)
             handler.send_response(fault.status)
@@ -515,6 +533,12 @@ class FaultProxy:
                 return
             if fault is not None and fault.flip_at is not None and fault.flip_at < len(data):
                 data = data[: fault.flip_at] + bytes([data[fault.flip_at] ^ 0xFF]) + data[fault.flip_at + 1 :]
+            if fault is not None and fault.stall_after is not None:
+                handler.wfile.write(data[: fault.stall_after])
+                handler.wfile.flush()
+                if self._closing.wait(fault.stall):
+                    return
+                data = data[fault.stall_after :]
             if fault is not None and fault.cut_after is not None:
                 handler.wfile.write(data[: fault.cut_after])
                 handler.wfile.flush()
@@ -532,9 +556,17 @@ class FaultProxy:
             self.log.append((method, path, status, handler.headers.get("Range") or ""))
 
     def close(self) -> None:
-        """Stop serving."""
+        """Stop serving: end stalls and connections, and wait (boundedly) for their threads."""
+        self._closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:
+            connections = dict(self._connections)
+        for conn in connections.values():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in connections:
+            thread.join(10)
 
     def __enter__(self) -> FaultProxy:
         return self

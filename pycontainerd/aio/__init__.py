@@ -8,6 +8,9 @@ the error mapping, argument checks, spec building, the stdio strategies and thei
 transport decision, event decoding and reconcile rules. Stdio is copied by a fixed
 pool of native pump threads shared by every process (no thread per container) and
 awaited on the event loop.
+The image and registry methods (import, export, pull, push, ...) run the sync
+client's image code in worker threads, cancellable (:mod:`pycontainerd.aio.images`,
+:class:`~pycontainerd.aio.transfer.Transfer`).
 
 Example:
     >>> async with pycontainerd.aio.Client(namespace="demo") as client:
@@ -33,6 +36,7 @@ from pycontainerd.aio.run import (
     run,
 )
 from pycontainerd.aio.task import Process, Task
+from pycontainerd.aio.transfer import Transfer
 
 __all__ = [
     "CANCEL_CLEANUP_TIMEOUT",
@@ -46,6 +50,7 @@ __all__ = [
     "EventMonitor",
     "Process",
     "Task",
+    "Transfer",
     "create_subprocess_exec",
     "run",
 ]

@@ -22,6 +22,13 @@ remembered, and the next successful import through the same daemon and namespace
 deletes it at its end, after it has resumed the partial uploads the lease kept and
 removed the extract snapshot a killed unpack left (:mod:`.unpack`). In another
 process only the lease's expiry (24 h) ends it.
+
+An import given a ``cancel`` token (the asyncio client's hook, not part of
+``Client.import_archive``) checks it before each read of the source and between the
+steps, and ends as a failed import does (its lease deleted with a synchronous
+garbage collection), raising :class:`~pycontainerd._cancel.OperationCancelled`. A
+read blocked on a silent pipe is not interrupted: it sees the cancel once the pipe
+delivers its next block or closes.
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pycontainerd import errors
+from pycontainerd._cancel import CancelToken
 from pycontainerd.api.leases import DEFAULT_EXPIRE
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
@@ -65,6 +73,18 @@ _orphaned: dict[tuple[str, str], set[str]] = {}
 _orphaned_lock = threading.Lock()
 
 Source = str | os.PathLike[str] | IO[bytes]
+
+
+class _Cancellable:
+    """The source as the tar reader sees it: each read first checks the import's cancel token."""
+
+    def __init__(self, fileobj: IO[bytes], cancel: CancelToken) -> None:
+        self._fileobj = fileobj
+        self._cancel = cancel
+
+    def read(self, size: int = -1) -> bytes:
+        self._cancel.check("import")
+        return self._fileobj.read(size)
 
 
 @contextlib.contextmanager
@@ -145,6 +165,7 @@ def import_archive(
     platform: str | _platform.Platform | None = None,
     unpack_into: str | None = DEFAULT_SNAPSHOTTER,
     progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> list[Image]:
     """Import the images of an archive (see ``Client.import_archive``).
 
@@ -155,13 +176,18 @@ def import_archive(
         platform: The platform to keep (default: the host's).
         unpack_into: The snapshotter to unpack into; ``None`` skips unpacking.
         progress: Told how far each archive file is (see :data:`.archive.Progress`).
+        cancel: (Internal) stops the import when set; see the module docstring.
 
     Returns:
         The images, in archive order.
+
+    Raises:
+        OperationCancelled: ``cancel`` was set (nothing of the import is left).
     """
     want = _platform.parse(platform) if platform is not None else _platform.host()
     if unpack_into is not None:
         check_snapshotter(client, unpack_into)
+    cancel = cancel if cancel is not None else CancelToken()
     with _opened(source) as fileobj:
         lease = client.api.leases.create(expire=DEFAULT_EXPIRE)
         done = False
@@ -169,7 +195,8 @@ def import_archive(
             leased = client.with_lease(lease.id)
             content = leased.api.content
             ingester = Ingester(content)
-            contents = read_archive(fileobj, ingester.store, progress)
+            reader = cast(IO[bytes], _Cancellable(fileobj, cancel))
+            contents = read_archive(reader, ingester.store, progress)
             if contents.is_oci:
                 targets = _oci_targets(contents)
             elif contents.docker_manifest is not None:
@@ -183,10 +210,12 @@ def import_archive(
                     walks[target.digest] = walk(content, image_name, target, want)
             if unpack_into is not None:
                 for found in walks.values():
+                    cancel.check("import")
                     unpack(leased, found.manifests[0], unpack_into)
             for found in walks.values():
                 for digest, labels in found.missing_labels().items():
                     set_labels(content, digest, labels)
+            cancel.check("import")
             images = [put_image(client, image_name, target) for image_name, target in named]
             done = True
         finally:

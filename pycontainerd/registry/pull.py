@@ -24,6 +24,12 @@ reference, so that the next pull of it finds the layers already committed and
 resumes the partial downloads from the offset the daemon holds; that pull deletes
 the kept lease when it succeeds (else it expires after 24 h). A pull whose process
 died leaves its lease the same way.
+
+A pull given a ``cancel`` token (the asyncio client's hook, not part of ``Client.pull``)
+stops when it is set: the downloads at their next chunk, a blocked read at once
+(the transport shuts its sockets down), and the lease is deleted with a synchronous
+garbage collection as after bad content, never kept: a cancelled pull leaves nothing.
+It then raises :class:`~pycontainerd._cancel.OperationCancelled`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd import errors
+from pycontainerd._cancel import CancelToken, OperationCancelled
 from pycontainerd.api.leases import DEFAULT_EXPIRE
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
@@ -202,8 +209,15 @@ def pull(
     max_concurrent: int = DEFAULT_MAX_CONCURRENT,
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
+    cancel: CancelToken | None = None,
 ) -> Image:
-    """Pull ``ref`` into ``client``'s namespace (see ``Client.pull``)."""
+    """Pull ``ref`` into ``client``'s namespace (see ``Client.pull``).
+
+    ``cancel`` (internal) stops the pull when set; see the module docstring.
+
+    Raises:
+        OperationCancelled: ``cancel`` was set (nothing of the pull is left).
+    """
     if max_concurrent < 1:
         raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
     parsed = _reference.parse(ref)
@@ -211,11 +225,15 @@ def pull(
     if unpack_into is not None:
         check_snapshotter(client, unpack_into)
     report = Reporter(progress)
+    cancel = cancel if cancel is not None else CancelToken()
+    cancel.check("pull")
     remote = open_remote(parsed, auth=auth, plain_http=plain_http, ca_file=ca_file, timeout=timeout,
-                         retries=retries, connections=max_concurrent + 1)
+                         retries=retries, connections=max_concurrent + 1, cancel=cancel)
     lease = client.api.leases.create(expire=DEFAULT_EXPIRE, labels={PULL_LEASE_LABEL: str(parsed)})
     leased = client.with_lease(lease.id)
     state = _Pull(remote, leased.api.content, want, report)
+    # The downloads poll the pull's own event between chunks; a cancel sets it too.
+    unlink = cancel.on_set(state.cancel.set)
     executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="pycontainerd-pull")
     done = keep = False
     try:
@@ -240,15 +258,24 @@ def pull(
         found = walk(state.content, str(parsed), root.descriptor, want, first_only=True)
         for digest, labels in found.missing_labels().items():
             set_labels(state.content, digest, labels)
+        cancel.check("pull")
         image = put_image(client, str(parsed), root.descriptor)
         done = True
-    except RegistryUnavailableError:
-        # What was downloaded serves the next pull of this reference (a lease holding
-        # nothing, as after a refused connection, serves nothing).
-        with contextlib.suppress(errors.ContainerdError):
-            keep = bool(client.api.leases.list_resources(lease.id))
+    except BaseException as err:
+        if cancel.is_set():
+            # Whatever the cancel broke (a shut socket, an abandoned download) is not
+            # the registry's fault: nothing is kept for a next pull.
+            if isinstance(err, OperationCancelled):
+                raise
+            raise OperationCancelled(f"pull of {parsed} cancelled") from err
+        if isinstance(err, RegistryUnavailableError):
+            # What was downloaded serves the next pull of this reference (a lease holding
+            # nothing, as after a refused connection, serves nothing).
+            with contextlib.suppress(errors.ContainerdError):
+                keep = bool(client.api.leases.list_resources(lease.id))
         raise
     finally:
+        unlink()
         state.cancel.set()
         executor.shutdown(wait=True, cancel_futures=True)
         remote.transport.close()

@@ -12,6 +12,12 @@ digest, then indexes, and last the root under the reference's tag (or its digest
 when the reference has no tag). Afterwards each pushed blob's
 ``containerd.io/distribution.source.<registry>`` label names the repository, as a
 pull's does, so a later push to another repository can mount it.
+
+A push given a ``cancel`` token (the asyncio client's hook, not part of ``Client.push``)
+stops when it is set (open requests at once: the transport shuts its sockets down)
+and raises :class:`~pycontainerd._cancel.OperationCancelled`. It writes nothing to
+containerd before its end; an upload the registry had begun is the registry's to
+expire.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pycontainerd import errors
+from pycontainerd._cancel import CancelToken, OperationCancelled
 from pycontainerd.api.types import Descriptor
 from pycontainerd.images import mediatypes
 from pycontainerd.images import platform as _platform
@@ -73,8 +80,15 @@ def push(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
+    cancel: CancelToken | None = None,
 ) -> Descriptor:
-    """Push ``image`` to ``ref`` (default: its own name); see ``Client.push``."""
+    """Push ``image`` to ``ref`` (default: its own name); see ``Client.push``.
+
+    ``cancel`` (internal) stops the push when set; see the module docstring.
+
+    Raises:
+        OperationCancelled: ``cancel`` was set.
+    """
     if max_concurrent < 1:
         raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
     if chunk_size < 1:
@@ -104,11 +118,13 @@ def push(
     # half-pushed; the labels are the mount sources.
     sources = {digest: _blob_sources(content, image.name, blob, label) for digest, blob in blobs.items()}
     report = Reporter(progress)
+    cancel = cancel if cancel is not None else CancelToken()
     remote = open_remote(target, auth=auth, plain_http=plain_http, ca_file=ca_file, timeout=timeout,
-                         retries=retries, connections=max_concurrent + 1)
+                         retries=retries, connections=max_concurrent + 1, cancel=cancel)
     pushed: list[str] = []
     try:
         def one(blob: Descriptor) -> None:
+            cancel.check("push")
             push_blob(remote, content, blob, report=report, mount_from=sources[blob.digest],
                       chunk_size=chunk_size)
             pushed.append(blob.digest)
@@ -127,6 +143,11 @@ def push(
             push_manifest(remote, desc, data, target.tag if is_root and target.tag else desc.digest)
             report(Phase.DONE, desc.digest, desc.media_type, desc.size, desc.size)
             pushed.append(desc.digest)
+    except Exception as err:
+        if cancel.is_set() and not isinstance(err, OperationCancelled):
+            # A failure the cancel caused (a shut socket) is reported as the cancel.
+            raise OperationCancelled(f"push to {target} cancelled") from err
+        raise
     finally:
         remote.transport.close()
     for digest in pushed:

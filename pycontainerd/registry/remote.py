@@ -13,6 +13,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from pycontainerd._cancel import CancelToken
 from pycontainerd.images.reference import Reference
 from pycontainerd.registry import credentials
 from pycontainerd.registry.auth import Authorizer
@@ -185,6 +186,7 @@ def open_remote(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     connections: int = 4,
+    cancel: CancelToken | None = None,
 ) -> Remote:
     """A :class:`Remote` for ``ref`` with its own transport and authorizer (close its transport after).
 
@@ -197,9 +199,11 @@ def open_remote(
         timeout: Seconds to connect and between reads.
         retries: Retries of a retriable failure.
         connections: Connections kept to the registry.
+        cancel: Stops every request of the transport when set (see :class:`.transport.Transport`).
 
     Raises:
         ValueError: ``ca_file`` is not a readable PEM file.
     """
-    transport = Transport(ca_file=ca_file, timeout=timeout, retries=retries, connections=connections)
+    transport = Transport(ca_file=ca_file, timeout=timeout, retries=retries, connections=connections,
+                          cancel=cancel)
     return Remote(ref, transport, Authorizer(transport, credentials.resolver(auth)), plain_http=plain_http)

@@ -23,17 +23,24 @@ Why urllib3 (and not httpx or http.client) is told in ``docs/design.md``.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import socket
 import ssl
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 
+from pycontainerd._cancel import CancelToken
 from pycontainerd._version import __version__
 from pycontainerd.registry.errors import RegistryError, RegistryProtocolError, RegistryUnavailableError
 
@@ -185,6 +192,8 @@ class Transport:
         retries: Retries after the first attempt, for retriable failures.
         backoff: The first retry's wait in seconds (doubled for each next one).
         connections: Connections kept per host.
+        cancel: When set, every open connection is shut down (waking a blocked read at
+            once) and every request raises :class:`~pycontainerd._cancel.OperationCancelled`.
     """
 
     def __init__(
@@ -195,6 +204,7 @@ class Transport:
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.2,
         connections: int = 8,
+        cancel: CancelToken | None = None,
     ) -> None:
         context = ssl.create_default_context()
         if ca_file is not None:
@@ -213,10 +223,59 @@ class Transport:
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             retries=False,
         )
+        self._cancel = cancel if cancel is not None else CancelToken()
+        self._live: weakref.WeakSet[urllib3.connection.HTTPConnection] = weakref.WeakSet()
+        self._live_lock = threading.Lock()
+        self._track_connections()
+        self._unregister = self._cancel.on_set(self._abort)
+
+    def _track_connections(self) -> None:
+        # urllib3 keeps no reference to a connection in use, and a read blocked in one
+        # only ends at its timeout; remembering each connection lets a cancel shut its
+        # socket down, which wakes that read at once.
+        transport = self
+
+        class HTTP(urllib3.connection.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                transport._opened(self)
+
+        class HTTPS(urllib3.connection.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                transport._opened(self)
+
+        class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+            ConnectionCls = HTTP
+
+        class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+            ConnectionCls = HTTPS
+
+        self._pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+
+    def _opened(self, conn: urllib3.connection.HTTPConnection) -> None:
+        with self._live_lock:
+            self._live.add(conn)
+        if self._cancel.is_set():
+            _shut(conn)
+
+    def _abort(self) -> None:
+        with self._live_lock:
+            live = list(self._live)
+        for conn in live:
+            _shut(conn)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every connection: pooled ones, and any a broken or cancelled transfer still held."""
+        self._unregister()
         self._pool.clear()
+        with self._live_lock:
+            live = list(self._live)
+            self._live.clear()
+        for conn in live:
+            # A response abandoned mid-body never gives its connection back to the pool:
+            # close its socket now rather than whenever the garbage collector gets to it.
+            conn.close()
 
     def request(
         self,
@@ -274,6 +333,7 @@ class Transport:
               idempotent: bool) -> Response:
         attempt = 0
         while True:
+            self._cancel.check(_where(method, url))
             data = body() if callable(body) else body
             try:
                 raw = self._pool.request(method, url, headers=dict(headers), body=data,
@@ -285,6 +345,7 @@ class Transport:
                                     "pass ca_file= for a private CA, or plain_http=True for an "
                                     "HTTP-only registry") from err
             except _CONNECTION_ERRORS as err:
+                self._cancel.check(_where(method, url))
                 refused = isinstance(err, urllib3.exceptions.NewConnectionError)
                 if attempt < self.retries and (idempotent or refused):
                     self._sleep(attempt, None)
@@ -302,7 +363,15 @@ class Transport:
             return response
 
     def _sleep(self, attempt: int, wait: float | None) -> None:
-        time.sleep(min(MAX_RETRY_AFTER, wait if wait is not None else self.backoff * (2**attempt)))
+        # A cancel ends the wait: the next attempt then raises OperationCancelled.
+        self._cancel.wait(min(MAX_RETRY_AFTER, wait if wait is not None else self.backoff * (2**attempt)))
+
+
+def _shut(conn: urllib3.connection.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _reason(err: Exception) -> str:

@@ -20,3 +20,12 @@ def test_readme_aio_example_runs(containerd_address, namespace, rootfs, monkeypa
     monkeypatch.setenv("CONTAINERD_ADDRESS", containerd_address)
     monkeypatch.setenv("CONTAINERD_NAMESPACE", namespace)
     runpy.run_path(str(script), run_name="__main__")
+
+
+def test_readme_aio_registry_example_runs_as_written(containerd_address, namespace, monkeypatch, tmp_path):
+    text = README.read_text()
+    block = text.split("<!-- aio-registry-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("CONTAINERD_ADDRESS", containerd_address)
+    monkeypatch.setenv("CONTAINERD_NAMESPACE", namespace)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})

@@ -95,16 +95,7 @@ async def test_missing_socket_is_unavailable_naming_it(tmp_path) -> None:
 
 # Every public name of a sync class the asyncio twin does not have, and why.
 DELIBERATE = {
-    "Client": {
-        "import_archive": "images: not in the asyncio client yet (use the sync client)",
-        "get_image": "images: as above",
-        "list_images": "images: as above",
-        "delete_image": "images: as above",
-        "tag": "images: as above",
-        "export_archive": "images: as above",
-        "pull": "registries: not in the asyncio client yet (use the sync client)",
-        "push": "registries: as above",
-    },
+    "Client": {},
     "Container": {},
     "Task": {},
     "Process": {},
@@ -116,6 +107,8 @@ EXTRA = {
     "Client": {
         "connect": "the sync Connection.connect, surfaced",
         "events": "the monitor as an async iterator",
+        "pulling": "pull with its progress as an async iterator (a Transfer)",
+        "pushing": "push with its progress as an async iterator (a Transfer)",
     },
 }
 # Parameters of a shared method that differ, and why.

@@ -477,9 +477,19 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
+#: This process's own token, made once per pid (a forked child makes its own): every run labels
+#: its container with it, and neither the boot id nor a live process's start time changes.
+_own_token: tuple[int, str] | None = None
+
+
 def owner_token(pid: int | None = None) -> str:
     """The :data:`RUN_OWNER_LABEL` value naming a process: ``<boot id>/<pid>/<start time>``."""
-    pid = os.getpid() if pid is None else pid
+    global _own_token
+    if pid is None:
+        own = os.getpid()
+        if _own_token is None or _own_token[0] != own:
+            _own_token = (own, f"{_boot_id()}/{own}/{_start_time(own)}")
+        return _own_token[1]
     return f"{_boot_id()}/{pid}/{_start_time(pid)}"
 
 

@@ -327,8 +327,13 @@ def _remove_bundle(path: str, container_id: str, namespace: str) -> None:
     name = os.path.basename(path)
     if name != container_id and not name.startswith(container_id + "."):
         return
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(path)
+    try:
+        os.rmdir(path)  # the common case: the FIFOs went with their process
+    except FileNotFoundError:
+        pass
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(path)
     # The default layout is <state>/<namespace>/<id>: drop the namespace level once it
     # is empty, so short-lived namespaces do not pile up (rmdir refuses a non-empty dir).
     parent = os.path.dirname(path)

@@ -74,6 +74,13 @@ class Container(ContainerRecord):
             ValueError: A bad ``fifo_id`` or ``checkpoint_dir`` (before any RPC).
             TypeError: An ``attach()`` strategy.
         """
+        return await self._new_task(stdio=stdio, checkpoint_dir=checkpoint_dir, fifo_id=fifo_id,
+                                    timeout=timeout)
+
+    async def _new_task(self, *, stdio: Stdio | None = None, checkpoint_dir: str | None = None,
+                        fifo_id: str | None = None, timeout: float | None = None,
+                        fresh: bool = False) -> Task:
+        # ``fresh``: this container was made by the caller just now (aio.run), see _create_process.
         stdio = stdio if stdio is not None else null()
         name = self._fifo_name(fifo_id)
         checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
@@ -84,7 +91,7 @@ class Container(ContainerRecord):
             return await _task.new_task(
                 self._client, self.id, bundle_dir=self._fifo_dir(), io_ids=self._io_ids(), stdio=stdio,
                 terminal=self._terminal, fifo_name=name, checkpoint=checkpoint, options=self._task_options(),
-                timeout=timeout, rootfs=await self._rootfs_mounts(timeout),
+                timeout=timeout, rootfs=await self._rootfs_mounts(timeout), fresh=fresh,
             )
         finally:
             if checkpoint is not None:
@@ -123,13 +130,20 @@ class Container(ContainerRecord):
         Raises:
             FailedPreconditionError: It still has a task (checked first).
         """
+        await self._delete(timeout=timeout, snapshot_cleanup=snapshot_cleanup)
+
+    async def _delete(self, *, timeout: float | None, snapshot_cleanup: bool = True,
+                      task_gone: bool = False) -> None:
+        # ``task_gone``: the caller deleted the task a moment ago (aio.run), so the Tasks/Get
+        # check, which would find nothing, is skipped.
         api = self._client.api
-        try:
-            await api.tasks.get(self.id, timeout=timeout)
-        except errors.NotFoundError:
-            pass
-        else:
-            raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
+        if not task_gone:
+            try:
+                await api.tasks.get(self.id, timeout=timeout)
+            except errors.NotFoundError:
+                pass
+            else:
+                raise errors.FailedPreconditionError(f"cannot delete container {self.id!r}: it has a task")
         await api.containers.delete(self.id, timeout=timeout)
         if snapshot_cleanup and self._has_snapshot:
             with contextlib.suppress(errors.NotFoundError):

@@ -380,22 +380,27 @@ class Task(Process):
         Returns:
             How the init process ended.
         """
+        return await self._force_delete(timeout)
+
+    async def _force_delete(self, timeout: float, *, stopped: bool = False) -> ExitStatus:
+        # ``stopped``: the caller saw the exit (its Wait returned), so the Tasks/Get that
+        # would only find STOPPED (and then kill nothing) is skipped (aio.run's path).
         outcome: list[DeleteResult] = []
 
         async def work() -> None:
             try:
-                outcome.append(await self._force_delete_rpc(timeout))
+                outcome.append(await self._force_delete_rpc(timeout, stopped=stopped))
             finally:
                 await self._io.aclose()
 
         await shielded(work())
         return outcome[0].exit
 
-    async def _force_delete_rpc(self, timeout: float) -> DeleteResult:
+    async def _force_delete_rpc(self, timeout: float, *, stopped: bool = False) -> DeleteResult:
         tasks = self._client.api.tasks
-        info = await tasks.get(self._container_id, timeout=timeout)
+        info = None if stopped else await tasks.get(self._container_id, timeout=timeout)
         # Nothing to kill or wait for without a live pid (a failed restore has none).
-        if info.pid and info.status is not Status.STOPPED:
+        if info is not None and info.pid and info.status is not Status.STOPPED:
             waiting = asyncio.ensure_future(tasks.wait(self._container_id, timeout=timeout))
             try:
                 with contextlib.suppress(errors.NotFoundError, errors.FailedPreconditionError):
@@ -491,15 +496,21 @@ class Task(Process):
 
 async def _create_process(client: Client, container_id: str, exec_id: str, *, directory: str, name: str,
                           stdio: Stdio, terminal: bool, rpc: Callable[[IOConfig], Awaitable[int]],
-                          conflict: str, timeout: float | None) -> tuple[LoopIO, int]:
-    """The create-process sequence of :mod:`pycontainerd.task`, awaited (see the module docstring)."""
+                          conflict: str, timeout: float | None, fresh: bool = False) -> tuple[LoopIO, int]:
+    """The create-process sequence of :mod:`pycontainerd.task`, awaited (see the module docstring).
+
+    ``fresh``: the container was made by the caller a moment ago (``aio.run``), so it has
+    no task whose FIFOs could be clobbered and the Tasks/Get conflict check is skipped
+    (an AlreadyExists from the Create still becomes the ConflictError).
+    """
     async with process_lock(directory):
-        try:
-            await client.api.tasks.get(container_id, exec_id, timeout=timeout)
-        except errors.NotFoundError:
-            pass
-        else:
-            raise errors.ConflictError(conflict)
+        if not fresh:
+            try:
+                await client.api.tasks.get(container_id, exec_id, timeout=timeout)
+            except errors.NotFoundError:
+                pass
+            else:
+                raise errors.ConflictError(conflict)
         io = open_io(stdio, directory, name, terminal=terminal)
         try:
             pid = await rpc(io.config)
@@ -517,7 +528,8 @@ async def _create_process(client: Client, container_id: str, exec_id: str, *, di
 async def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids: tuple[int, int],
                    stdio: Stdio,
                    terminal: bool, fifo_name: str, options: Any, timeout: float | None,
-                   rootfs: Sequence[Mount] = (), checkpoint: Descriptor | None = None) -> Task:
+                   rootfs: Sequence[Mount] = (), checkpoint: Descriptor | None = None,
+                   fresh: bool = False) -> Task:
     """Create a container's task (``Container.new_task`` checks and prepares the arguments).
 
     Raises:
@@ -530,7 +542,7 @@ async def new_task(client: Client, container_id: str, *, bundle_dir: str, io_ids
 
     io, pid = await _create_process(
         client, container_id, "", directory=bundle_dir, name=fifo_name, stdio=stdio, terminal=terminal,
-        rpc=rpc, conflict=f"container {container_id!r} already has a task", timeout=timeout,
+        rpc=rpc, conflict=f"container {container_id!r} already has a task", timeout=timeout, fresh=fresh,
     )
     task = Task(client, container_id, io, pid=pid, bundle_dir=bundle_dir, io_ids=io_ids)
     await task._created()

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _registry import NOTHING, leftovers, upload
+from _leftovers import NOTHING, leftovers
+from _registry import upload
 
 from pycontainerd import aio, errors
 from pycontainerd import testing_images as ti
